@@ -1,0 +1,1 @@
+"""Alembic migrations of Tradewind's metadata database (`tradewind db migrate`)."""

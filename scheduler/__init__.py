@@ -1,0 +1,1 @@
+"""The scheduler daemon, the DAG file processor and the executors."""

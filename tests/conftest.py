@@ -1,0 +1,136 @@
+"""Shared fixtures: isolated settings, and metadata databases on SQLite and Postgres.
+
+Postgres and Redis are real servers. When one is missing, tests that need it fail in
+CI (``CI=true``) with a message saying how to start it, and are skipped loudly
+elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from tradewind.db import make_engine, make_session_factory, migrate, use_session_factory
+from tradewind.settings import Settings, get_settings
+
+PG_ADMIN_URL = os.environ.get(
+    "TRADEWIND_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+
+
+def service_missing(what: str, how: str) -> None:
+    message = f"{what} is not reachable; start it with: {how}"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(f"SKIPPED LOUDLY: {message}")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test reads the developer's ~/tradewind or TRADEWIND_* variables."""
+    for key in list(os.environ):
+        if key.startswith("TRADEWIND_") and key != "TRADEWIND_TEST_PG_URL":
+            monkeypatch.delenv(key)
+    home = tmp_path / "tradewind_home"
+    monkeypatch.setenv("TRADEWIND_HOME", str(home))
+    yield
+    use_session_factory(None)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "tradewind_home"
+
+
+@pytest.fixture
+def dags_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    monkeypatch.setenv("TRADEWIND_DAGS_FOLDER", str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh Postgres database for this test session, dropped at the end."""
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"tradewind_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        admin.dispose()
+        service_missing(f"Postgres at {PG_ADMIN_URL} ({exc.__class__.__name__})", START_POSTGRES)
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    engine = create_engine(url)
+    migrate(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": name},
+        )
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+def _truncate_all(engine: Engine) -> None:
+    from tradewind.models import Base
+
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        conn.execute(
+            text(
+                "INSERT INTO slot_pool (pool, slots, description, include_deferred) "
+                "VALUES ('default_pool', 128, 'Default pool', false)"
+            )
+        )
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, home: Path) -> str:
+    """The URL of a migrated, empty metadata database: SQLite, then Postgres."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{home / 'tradewind.db'}"
+        engine = make_engine(get_settings(database_url=url))
+        migrate(engine)
+        engine.dispose()
+        return url
+    url = request.getfixturevalue("pg_database")
+    engine = create_engine(url)
+    _truncate_all(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def settings(db_url: str, monkeypatch: pytest.MonkeyPatch, home: Path) -> Settings:
+    monkeypatch.setenv("TRADEWIND_DATABASE_URL", db_url)
+    return get_settings()
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    engine = make_engine(settings)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    factory = make_session_factory(engine)
+    use_session_factory(factory)
+    return factory

@@ -1,0 +1,236 @@
+"""Connecting to the metadata database, sessions, and schema migrations.
+
+SQLite (the embedded default) runs in WAL mode with a busy timeout, and every
+transaction takes the write lock up front (``BEGIN IMMEDIATE``) so that concurrent
+writers wait their turn instead of failing; use `read_session` for read-only work,
+which never waits for writers. Postgres is used through psycopg 3.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from tradewind.errors import ConfigError, DatabaseError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+    from tradewind.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def masked_url(url: str | URL) -> str:
+    """The URL with its password replaced by ``***``, safe to print."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def normalize_url(raw: str) -> URL:
+    """Parse a database URL; plain ``postgresql://`` means the psycopg 3 driver."""
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ConfigError(
+            f"TRADEWIND_DATABASE_URL: {raw!r} is not a database URL "
+            "(expected e.g. postgresql://user:pass@host/db or sqlite:////path/tradewind.db)"
+        ) from None
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            f"TRADEWIND_DATABASE_URL: unsupported database {url.get_backend_name()!r} "
+            f"in {masked_url(url)}; use SQLite or Postgres"
+        )
+    return url
+
+
+def make_engine(settings: Settings, **engine_options: Any) -> Engine:
+    """An engine for the configured metadata database. Does not connect yet."""
+    url = normalize_url(settings.resolved_database_url)
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, settings.sqlite_busy_timeout_seconds, **engine_options)
+    options: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
+    options.update(engine_options)
+    return create_engine(url, **options)
+
+
+def _sqlite_engine(url: URL, busy_timeout: float, **engine_options: Any) -> Engine:
+    if url.database and url.database != ":memory:":
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url, connect_args={"timeout": busy_timeout, "check_same_thread": False}, **engine_options
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let us issue BEGIN ourselves (pysqlite's implicit transactions are unreliable).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        read_only = conn.get_execution_options().get("tradewind_read_only", False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def check_connection(engine: Engine) -> None:
+    """Connect once; raise `DatabaseError` naming the (masked) URL and the reason."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except (OperationalError, SQLAlchemyError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise DatabaseError(
+            f"cannot connect to the metadata database at {masked_url(engine.url)}: {reason}"
+        ) from None
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on error. For entry points only;
+    data functions take the session and never commit."""
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+@contextmanager
+def read_session(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for reading only; on SQLite it does not wait for writers."""
+    session = factory()
+    session.connection(execution_options={"tradewind_read_only": True})
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+
+
+# --- migrations ---------------------------------------------------------------------
+
+
+def alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    config.attributes["engine"] = engine
+    return config
+
+
+def head_revision(engine: Engine) -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    if head is None:  # pragma: no cover - the project always ships a migration
+        raise DatabaseError("no migrations found in " + str(MIGRATIONS_DIR))
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (safe to run repeatedly)."""
+    from alembic import command
+
+    check_connection(engine)
+    logger.info("Migrating the metadata database at %s", masked_url(engine.url))
+    command.upgrade(alembic_config(engine), "head")
+
+
+def check_schema(engine: Engine) -> None:
+    """Raise `DatabaseError` unless the schema is at the newest revision."""
+    check_connection(engine)
+    current, head = current_revision(engine), head_revision(engine)
+    if current != head:
+        state = "empty" if current is None else f"at revision {current}"
+        raise DatabaseError(
+            f"the metadata database at {masked_url(engine.url)} is {state}, expected {head}; "
+            "run `tradewind db migrate`"
+        )
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Migrate an embedded SQLite database automatically; insist on an explicit
+    `tradewind db migrate` for a shared server."""
+    if is_sqlite(engine):
+        check_connection(engine)
+        if current_revision(engine) != head_revision(engine):
+            migrate(engine)
+        return
+    check_schema(engine)
+
+
+def reset(engine: Engine) -> None:
+    """Drop every table (ours and Alembic's) and migrate from scratch."""
+    from tradewind.models import Base
+
+    check_connection(engine)
+    with engine.begin() as conn:
+        Base.metadata.drop_all(conn)
+        if inspect(conn).has_table("alembic_version"):
+            conn.execute(text("DROP TABLE alembic_version"))
+    migrate(engine)
+
+
+# --- the database of this process, for code that has no session handed to it --------
+# (`Variable.get` in a DAG file, a connection lookup in an operator). Entry points that
+# already built a factory register it, so the whole process shares one engine.
+
+_process_factory: sessionmaker[Session] | None = None
+
+
+def use_session_factory(factory: sessionmaker[Session] | None) -> None:
+    global _process_factory
+    _process_factory = factory
+
+
+def process_session_factory() -> sessionmaker[Session]:
+    """The factory registered by the entry point, or one built from the settings."""
+    global _process_factory
+    if _process_factory is None:
+        from tradewind.settings import get_settings
+
+        _process_factory = make_session_factory(make_engine(get_settings()))
+    return _process_factory

@@ -1,0 +1,40 @@
+"""SQLAlchemy models of the metadata database. Importing this package imports them all,
+so `Base.metadata` is complete (Alembic relies on it)."""
+
+from tradewind.models.base import Base
+from tradewind.models.dag import DagFile, DagModel, DagTag, DagVersion
+from tradewind.models.dag_run import DagRun
+from tradewind.models.log import LogChunk
+from tradewind.models.misc import (
+    DEFAULT_POOL_NAME,
+    DEFAULT_POOL_SLOTS,
+    Job,
+    ParseImportError,
+    Pool,
+    User,
+)
+from tradewind.models.task_instance import TaskInstance, TaskInstanceHistory, TaskMap
+from tradewind.models.variable import ConnectionModel, VariableModel
+from tradewind.models.xcom import XCom
+
+__all__ = [
+    "DEFAULT_POOL_NAME",
+    "DEFAULT_POOL_SLOTS",
+    "Base",
+    "ConnectionModel",
+    "DagFile",
+    "DagModel",
+    "DagRun",
+    "DagTag",
+    "DagVersion",
+    "Job",
+    "LogChunk",
+    "ParseImportError",
+    "Pool",
+    "TaskInstance",
+    "TaskInstanceHistory",
+    "TaskMap",
+    "User",
+    "VariableModel",
+    "XCom",
+]

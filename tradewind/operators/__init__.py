@@ -1,0 +1,1 @@
+"""Operators that ship with Tradewind: python, bash, empty."""

@@ -1,0 +1,1 @@
+"""The authoring API that DAG files import (re-exported from `tradewind`)."""

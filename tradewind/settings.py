@@ -1,0 +1,141 @@
+"""Tradewind's configuration: one settings object read from the environment.
+
+Every setting is an environment variable prefixed ``TRADEWIND_`` (``TRADEWIND_PARALLELISM``),
+optionally backed by a TOML file (``TRADEWIND_CONFIG_FILE``, default
+``$TRADEWIND_HOME/tradewind.toml`` when it exists). The defaults give the embedded mode:
+SQLite under ``TRADEWIND_HOME``, the local executor, ``./dags``.
+
+Nothing is read at import time: call `get_settings()` in an entry point and pass the
+object down.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from tradewind.errors import ConfigError
+
+ENV_PREFIX = "TRADEWIND_"
+
+
+def _default_home() -> Path:
+    return Path("~/tradewind").expanduser()
+
+
+class Settings(BaseSettings):
+    """All of Tradewind's settings. Field ``x`` is read from ``TRADEWIND_X``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", validate_default=True, frozen=True
+    )
+
+    home: Path = Field(default_factory=_default_home, description="Where state lives.")
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL of the metadata DB; empty means SQLite in the home folder.",
+    )
+    dags_folder: Path = Field(default=Path("dags"), description="Folder scanned for DAG files.")
+    executor: Literal["local", "sequential", "celery"] = "local"
+    parallelism: int = Field(default=32, ge=1, description="Task tries running at once.")
+    default_timezone: str = "UTC"
+    dags_are_paused_at_creation: bool = True
+    dag_file_processor_timeout_seconds: float = Field(default=30.0, gt=0)
+    parsing_processes: int = Field(default=2, ge=1)
+    min_file_process_interval_seconds: float = Field(default=30.0, ge=0)
+    xcom_max_size_bytes: int = Field(default=1_048_576, ge=1)
+    fernet_key: SecretStr | None = None
+    sqlite_busy_timeout_seconds: float = Field(default=30.0, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _config_file()
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home.expanduser().resolve() / 'tradewind.db'}"
+
+    @property
+    def resolved_dags_folder(self) -> Path:
+        return self.dags_folder.expanduser().resolve()
+
+    @property
+    def logs_folder(self) -> Path:
+        return self.home.expanduser().resolve() / "logs"
+
+
+def _config_file() -> Path | None:
+    explicit = os.environ.get(f"{ENV_PREFIX}CONFIG_FILE")
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{ENV_PREFIX}CONFIG_FILE: no such file: {path}")
+        return path
+    home = Path(os.environ.get(f"{ENV_PREFIX}HOME") or _default_home()).expanduser()
+    candidate = home / "tradewind.toml"
+    return candidate if candidate.is_file() else None
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """Read the settings now; a bad value raises `ConfigError` naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        value = error.get("input")
+        problems.append(f"{ENV_PREFIX}{field.upper()}={value!r}: {error['msg']}")
+    return "invalid configuration: " + "; ".join(problems)
+
+
+def settings_table() -> list[tuple[str, str, str]]:
+    """(variable, default, description) for every setting; the README's table comes from it."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        default = "" if field.default_factory is not None else repr(field.default)
+        rows.append((f"{ENV_PREFIX}{name.upper()}", default, field.description or ""))
+    return rows
