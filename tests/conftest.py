@@ -117,8 +117,11 @@ def db_url(request: pytest.FixtureRequest, home: Path) -> str:
 
 
 @pytest.fixture
-def settings(db_url: str, monkeypatch: pytest.MonkeyPatch, home: Path) -> Settings:
+def settings(
+    db_url: str, dags_folder: Path, monkeypatch: pytest.MonkeyPatch, home: Path
+) -> Settings:
     monkeypatch.setenv("TRADEWIND_DATABASE_URL", db_url)
+    monkeypatch.setenv("TRADEWIND_DAG_FILE_PROCESSOR_TIMEOUT_SECONDS", "3")
     return get_settings()
 
 

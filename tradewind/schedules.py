@@ -4,8 +4,10 @@ Pure: nothing here touches a database or reads the clock; ``now`` is always an a
 Every datetime returned is aware and in UTC.
 
 ``None`` follows Airflow's NullTimetable, ``"@once"`` OnceTimetable, ``"@continuous"``
-ContinuousTimetable, a cron text or preset CronTriggerTimetable (Airflow 3's default,
-``create_cron_data_intervals=False``) and a ``timedelta`` DeltaDataIntervalTimetable.
+ContinuousTimetable, a cron text or preset CronTriggerTimetable and a ``timedelta``
+DeltaTriggerTimetable: Airflow 3's defaults (``[scheduler] create_cron_data_intervals`` and
+``create_delta_data_intervals`` both False). `DeltaDataIntervalSchedule` keeps Airflow's
+DeltaDataIntervalTimetable for whoever asks for it by name.
 
 Example::
 
@@ -26,18 +28,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tradewind.errors import DagDefinitionError
 
-# Airflow expands the first six itself (airflow/utils/dates.py cron_presets); croniter also
-# reads "@midnight" and "@annually", and any of them in any letter case.
-_PRESETS = {
+# Airflow expands these six itself, exactly as written (airflow/utils/dates.py cron_presets),
+# and shows the expansion as the summary. croniter also reads "@midnight" and "@annually", and
+# any preset in any letter case; Airflow shows those as written.
+_AIRFLOW_PRESETS = {
     "@hourly": "0 * * * *",
     "@daily": "0 0 * * *",
     "@weekly": "0 0 * * 0",
     "@monthly": "0 0 1 * *",
     "@quarterly": "0 0 1 */3 *",
     "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@midnight": "0 0 * * *",
 }
+_PRESETS = {**_AIRFLOW_PRESETS, "@annually": "0 0 1 1 *", "@midnight": "0 0 * * *"}
 _ACCEPTED = (
     "None, '@once', '@continuous', a cron expression or preset such as '@daily', "
     "a positive datetime.timedelta, or a Schedule"
@@ -176,12 +178,12 @@ class ContinuousSchedule(Schedule):
 
 
 @dataclass(frozen=True, slots=True)
-class DeltaSchedule(Schedule):
-    """Fixed-length data intervals (``schedule=timedelta(...)``), spaced in absolute time."""
+class _DeltaSchedule(Schedule):
+    """What both timedelta schedules share: the delta, its words, its serialized form."""
 
     delta: timedelta
-    type_name: ClassVar[str] = "DeltaDataIntervalTimetable"
     periodic: ClassVar[bool] = True
+    serial_type: ClassVar[str]
 
     def __post_init__(self) -> None:
         if not isinstance(self.delta, timedelta) or self.delta <= timedelta(0):
@@ -196,6 +198,61 @@ class DeltaSchedule(Schedule):
         from tradewind._cron_words import describe_delta
 
         return describe_delta(self.delta)
+
+    def serialize(self) -> dict[str, Any]:
+        # Whole seconds and the microseconds left over, both integers, so any delta round-trips
+        # exactly (a float of the total seconds loses microseconds past about 285 years).
+        whole = self.delta // timedelta(seconds=1)
+        return {"type": self.serial_type, "seconds": whole, "microseconds": self.delta.microseconds}
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaTriggerSchedule(_DeltaSchedule):
+    """Runs every `delta` of absolute time (``schedule=timedelta(...)``, Airflow 3's default
+    DeltaTriggerTimetable): logical date = run_after = the trigger time, an empty data interval.
+
+    Example::
+
+        schedule_from_argument(timedelta(hours=1))  # 10:17, 11:17, ... from start_date 10:17
+    """
+
+    type_name: ClassVar[str] = "DeltaTriggerTimetable"
+    serial_type: ClassVar[str] = "delta_trigger"
+
+    def next_dagrun_info(
+        self, *, last_automated: DagRunInfo | None, restriction: TimeRestriction, now: datetime
+    ) -> DagRunInfo | None:
+        # Airflow's _TriggerTimetable.next_dagrun_info with DeltaMixin, whose aligning is a
+        # no-op: the first run is at start_date itself, not on a grid, and "the latest fire time
+        # at or before now" is now. As in Airflow, catchup follows the last run even when
+        # start_date has since moved past it; without catchup, missed runs collapse into one now.
+        now = to_utc(now)
+        earliest = _opt_utc(restriction.earliest)
+        following = None
+        if last_automated is not None:
+            following = _interval_of(last_automated).end + self.delta
+        if restriction.catchup:
+            fire = following or earliest or now
+        else:
+            fire = max(at for at in (now, following, earliest) if at is not None)
+        latest = _opt_utc(restriction.latest)
+        if latest is not None and fire > latest:
+            return None
+        return DagRunInfo(fire, fire, DataInterval(fire, fire))
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaDataIntervalSchedule(_DeltaSchedule):
+    """Fixed-length data intervals spaced in absolute time, each run due when its interval
+    ends (Airflow's DeltaDataIntervalTimetable; not what ``schedule=timedelta(...)`` gives).
+
+    Example::
+
+        DeltaDataIntervalSchedule(timedelta(days=1))
+    """
+
+    type_name: ClassVar[str] = "DeltaDataIntervalTimetable"
+    serial_type: ClassVar[str] = "delta"
 
     def next_dagrun_info(
         self, *, last_automated: DagRunInfo | None, restriction: TimeRestriction, now: datetime
@@ -225,9 +282,6 @@ class DeltaSchedule(Schedule):
         end = to_utc(run_after)
         return DataInterval(end - self.delta, end)
 
-    def serialize(self) -> dict[str, Any]:
-        return {"type": "delta", "seconds": self.delta.total_seconds()}
-
 
 @dataclass(frozen=True, slots=True)
 class CronSchedule(Schedule):
@@ -235,7 +289,8 @@ class CronSchedule(Schedule):
     CronTriggerTimetable with no interval: logical date = run_after = fire time).
 
     `expression` is what croniter evaluates (a preset already expanded); `preset` keeps the
-    text the user wrote, such as ``"@daily"``.
+    text the user wrote, such as ``"@daily"``. The summary is what Airflow shows: the expanded
+    text for Airflow's own six presets (``"0 0 * * *"`` for ``"@daily"``), else what was written.
     """
 
     expression: str
@@ -259,7 +314,9 @@ class CronSchedule(Schedule):
 
     @property
     def summary(self) -> str:
-        return self.preset or self.expression
+        if self.preset is None or self.preset in _AIRFLOW_PRESETS:
+            return self.expression
+        return self.preset
 
     @property
     def description(self) -> str:
@@ -335,7 +392,7 @@ def schedule_from_argument(value: object, *, timezone: str = "UTC") -> Schedule:
     if value is None:
         return NullSchedule()
     if isinstance(value, timedelta):
-        return DeltaSchedule(value)
+        return DeltaTriggerSchedule(value)
     if not isinstance(value, str):
         raise DagDefinitionError(f"unsupported schedule {value!r}: expected {_ACCEPTED}")
     if value == "@once":
@@ -356,8 +413,13 @@ def deserialize_schedule(data: Mapping[str, Any]) -> Schedule:
         kind = data["type"]
         if kind == "cron":
             return CronSchedule(data["expression"], data["timezone"], data.get("preset"))
-        if kind == "delta":
-            return DeltaSchedule(timedelta(seconds=data["seconds"]))
+        deltas: dict[str, type[_DeltaSchedule]] = {
+            "delta_trigger": DeltaTriggerSchedule,
+            "delta": DeltaDataIntervalSchedule,
+        }
+        if kind in deltas:
+            every = timedelta(seconds=data["seconds"], microseconds=data.get("microseconds", 0))
+            return deltas[kind](every)
         simple: dict[str, type[Schedule]] = {
             "null": NullSchedule,
             "once": OnceSchedule,

@@ -84,9 +84,14 @@ _S = TaskInstanceState | None
 
 # Transitions the system makes on its own. Users may additionally mark any instance
 # success/failed/skipped and clear any finished one back to None (see `check_transition`).
+# None/scheduled -> success: an EmptyOperator finishes without being executed.
 _AUTOMATIC: dict[_S, frozenset[_S]] = {
-    None: frozenset({TI.SCHEDULED, TI.QUEUED, TI.SKIPPED, TI.UPSTREAM_FAILED, TI.REMOVED}),
-    TI.SCHEDULED: frozenset({TI.QUEUED, TI.SKIPPED, TI.UPSTREAM_FAILED, TI.REMOVED, None}),
+    None: frozenset(
+        {TI.SCHEDULED, TI.QUEUED, TI.SKIPPED, TI.UPSTREAM_FAILED, TI.REMOVED, TI.SUCCESS}
+    ),
+    TI.SCHEDULED: frozenset(
+        {TI.QUEUED, TI.SKIPPED, TI.UPSTREAM_FAILED, TI.REMOVED, TI.SUCCESS, None}
+    ),
     # queued -> up_for_retry/failed: a try that never started (stuck in queued, worker lost).
     TI.QUEUED: frozenset({TI.RUNNING, TI.SCHEDULED, TI.UP_FOR_RETRY, TI.FAILED, TI.REMOVED}),
     TI.RUNNING: frozenset(

@@ -22,7 +22,8 @@ from tradewind.schedules import (
     CronSchedule,
     DagRunInfo,
     DataInterval,
-    DeltaSchedule,
+    DeltaDataIntervalSchedule,
+    DeltaTriggerSchedule,
     NullSchedule,
     OnceSchedule,
     Schedule,
@@ -81,18 +82,25 @@ def fire_times(schedule: Schedule, start: datetime, count: int) -> list[datetime
         ("@once", OnceSchedule, "@once", "OnceTimetable", (False, True)),
         ("@continuous", ContinuousSchedule, "@continuous", "ContinuousTimetable", (False, True)),
         ("0 2 * * *", CronSchedule, "0 2 * * *", "CronTriggerTimetable", (True, True)),
-        ("@daily", CronSchedule, "@daily", "CronTriggerTimetable", (True, True)),
+        ("@daily", CronSchedule, "0 0 * * *", "CronTriggerTimetable", (True, True)),
         (
             timedelta(days=1),
-            DeltaSchedule,
+            DeltaTriggerSchedule,
             "1 day, 0:00:00",
-            "DeltaDataIntervalTimetable",
+            "DeltaTriggerTimetable",
             (True, True),
         ),
         (
             timedelta(minutes=5),
-            DeltaSchedule,
+            DeltaTriggerSchedule,
             "0:05:00",
+            "DeltaTriggerTimetable",
+            (True, True),
+        ),
+        (
+            DeltaDataIntervalSchedule(timedelta(hours=1)),
+            DeltaDataIntervalSchedule,
+            "1:00:00",
             "DeltaDataIntervalTimetable",
             (True, True),
         ),
@@ -109,25 +117,30 @@ def test_schedule_kinds(
 
 
 @pytest.mark.parametrize(
-    ("preset", "expression"),
+    ("preset", "expression", "summary"),
     [
-        ("@hourly", "0 * * * *"),
-        ("@daily", "0 0 * * *"),
-        ("@weekly", "0 0 * * 0"),
-        ("@monthly", "0 0 1 * *"),
-        ("@quarterly", "0 0 1 */3 *"),
-        ("@yearly", "0 0 1 1 *"),
-        ("@annually", "0 0 1 1 *"),
-        ("@midnight", "0 0 * * *"),
-        ("@DAILY", "0 0 * * *"),
+        # Airflow's cron_presets (airflow/utils/dates.py): expanded, and shown expanded.
+        ("@hourly", "0 * * * *", "0 * * * *"),
+        ("@daily", "0 0 * * *", "0 0 * * *"),
+        ("@weekly", "0 0 * * 0", "0 0 * * 0"),
+        ("@monthly", "0 0 1 * *", "0 0 1 * *"),
+        ("@quarterly", "0 0 1 */3 *", "0 0 1 */3 *"),
+        ("@yearly", "0 0 1 1 *", "0 0 1 1 *"),
+        # Not in cron_presets: Airflow hands them to croniter as written and shows them so.
+        ("@annually", "0 0 1 1 *", "@annually"),
+        ("@midnight", "0 0 * * *", "@midnight"),
+        ("@DAILY", "0 0 * * *", "@DAILY"),
     ],
 )
-def test_presets_expand_and_keep_their_text(preset: str, expression: str) -> None:
+def test_presets_expand_and_summarize_as_airflow_shows_them(
+    preset: str, expression: str, summary: str
+) -> None:
     schedule = schedule_from_argument(preset)
     assert isinstance(schedule, CronSchedule)
     assert schedule.expression == expression
     assert schedule.preset == preset
-    assert schedule.summary == preset
+    assert schedule.summary == summary
+    assert schedule.serialize()["preset"] == preset
 
 
 def test_a_schedule_instance_is_returned_as_is() -> None:
@@ -339,66 +352,214 @@ def test_hourly_cron_over_the_spring_gap_stays_one_hour_apart() -> None:
     ]
 
 
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
 @pytest.mark.parametrize(
-    "start", [utc(2024, 3, 30, 22), utc(2024, 10, 26, 22), utc(2024, 11, 2, 22)]
+    ("start_date", "expected", "berlin_clock"),
+    [
+        (  # 2024-10-27: 03:00 CEST goes back to 02:00 CET, so 02:30 happens twice
+            datetime(2024, 10, 27, 1, 30, tzinfo=BERLIN),
+            [
+                utc(2024, 10, 26, 23, 30),
+                utc(2024, 10, 27, 0, 30),
+                utc(2024, 10, 27, 1, 30),
+                utc(2024, 10, 27, 2, 30),
+                utc(2024, 10, 27, 3, 30),
+            ],
+            ["01:30+02", "02:30+02", "02:30+01", "03:30+01", "04:30+01"],
+        ),
+        (  # 2024-03-31: 02:00 CET jumps to 03:00 CEST, so 02:30 never happens
+            datetime(2024, 3, 31, 0, 30, tzinfo=BERLIN),
+            [
+                utc(2024, 3, 30, 23, 30),
+                utc(2024, 3, 31, 0, 30),
+                utc(2024, 3, 31, 1, 30),
+                utc(2024, 3, 31, 2, 30),
+                utc(2024, 3, 31, 3, 30),
+            ],
+            ["00:30+01", "01:30+01", "03:30+02", "04:30+02", "05:30+02"],
+        ),
+    ],
 )
-def test_hourly_timedelta_keeps_exact_utc_spacing_over_dst(start: datetime) -> None:
-    schedule = schedule_from_argument(timedelta(hours=1))
-    runs = next_runs(schedule, TimeRestriction(start, None, catchup=True), now=start, count=8)
-    assert [info.logical_date for info in runs] == [start + timedelta(hours=n) for n in range(8)]
-    for info in runs:
-        assert info.data_interval is not None
-        assert info.data_interval.end - info.data_interval.start == timedelta(hours=1)
-        assert info.run_after == info.data_interval.end
+def test_hourly_timedelta_triggers_every_utc_hour_over_dst(
+    start_date: datetime, expected: list[datetime], berlin_clock: list[str]
+) -> None:
+    # DeltaTriggerTimetable steps in absolute time: an hour is always 3600 s, whatever the
+    # wall clock of start_date does. Each run is one point: logical date = run_after.
+    restriction = TimeRestriction(start_date, None, catchup=True)
+    created = runs_due(schedule_from_argument(timedelta(hours=1)), restriction, now=expected[-1])
+    assert created == [exact(at) for at in expected]
+    assert [info.run_after.astimezone(BERLIN).strftime("%H:%M%z")[:-2] for info in created] == (
+        berlin_clock
+    )
 
 
-# --- timedelta ------------------------------------------------------------------------
+# --- timedelta: DeltaTriggerTimetable, the default -------------------------------------
 
 
-def test_delta_with_catchup_starts_at_start_date() -> None:
+def hourly_trigger(
+    start_date: datetime | None,
+    *,
+    catchup: bool,
+    now: datetime,
+    last_run: datetime | None = None,
+    end_date: datetime | None = None,
+) -> DagRunInfo | None:
+    """The next run of ``schedule=timedelta(hours=1)``, a trigger run at `last_run` before it."""
+    restriction = TimeRestriction(start_date, end_date, catchup=catchup)
+    return schedule_from_argument(timedelta(hours=1)).next_dagrun_info(
+        last_automated=None if last_run is None else exact(last_run),
+        restriction=restriction,
+        now=now,
+    )
+
+
+def test_delta_with_catchup_runs_every_period_from_start_date() -> None:
     restriction = TimeRestriction(utc(2024, 1, 1, 10, 17), None, catchup=True)
     created = runs_due(
-        schedule_from_argument(timedelta(hours=1)), restriction, now=utc(2024, 1, 1, 12, 40)
+        schedule_from_argument(timedelta(hours=1)), restriction, now=utc(2024, 1, 1, 13, 40)
     )
-    assert [(info.logical_date, info.run_after) for info in created] == [
-        (utc(2024, 1, 1, 10, 17), utc(2024, 1, 1, 11, 17)),
-        (utc(2024, 1, 1, 11, 17), utc(2024, 1, 1, 12, 17)),
+    assert created == [
+        exact(utc(2024, 1, 1, 10, 17)),
+        exact(utc(2024, 1, 1, 11, 17)),
+        exact(utc(2024, 1, 1, 12, 17)),
+        exact(utc(2024, 1, 1, 13, 17)),
     ]
 
 
-def test_delta_without_catchup_takes_the_last_whole_period_before_now() -> None:
+def test_delta_without_catchup_runs_once_now_then_one_delta_later() -> None:
+    # No aligning for a delta: Airflow's "latest fire time at or before now" is now itself.
+    restriction = TimeRestriction(utc(2024, 1, 1, 10, 17), None, catchup=False)
+    now = utc(2024, 1, 1, 13, 40)
+    schedule = schedule_from_argument(timedelta(hours=1))
+    created = runs_due(schedule, restriction, now=now)
+    assert created == [exact(now)]
+    following = schedule.next_dagrun_info(
+        last_automated=created[0], restriction=restriction, now=now
+    )
+    assert following == exact(utc(2024, 1, 1, 14, 40))
+
+
+@pytest.mark.parametrize(
+    ("start_date", "now", "expected"),
+    [
+        (utc(2024, 1, 1, 10, 17), utc(2024, 1, 1, 9), utc(2024, 1, 1, 10, 17)),  # future start
+        (utc(2024, 1, 1, 10, 17), utc(2024, 1, 1, 10, 17), utc(2024, 1, 1, 10, 17)),
+        (utc(2024, 1, 1, 10, 17), utc(2024, 1, 1, 13, 40), utc(2024, 1, 1, 13, 40)),  # past
+        (None, utc(2024, 1, 1, 13, 40), utc(2024, 1, 1, 13, 40)),
+    ],
+)
+def test_delta_first_run_without_catchup_is_the_later_of_start_date_and_now(
+    start_date: datetime | None, now: datetime, expected: datetime
+) -> None:
+    assert hourly_trigger(start_date, catchup=False, now=now) == exact(expected)
+
+
+@pytest.mark.parametrize(
+    ("start_date", "now", "expected"),
+    [
+        (utc(2024, 1, 1, 10, 17), utc(2024, 1, 1, 9), utc(2024, 1, 1, 10, 17)),  # future start
+        (utc(2024, 1, 1, 10, 17), utc(2024, 3, 1), utc(2024, 1, 1, 10, 17)),  # not on a grid
+        (None, utc(2024, 1, 1, 13, 40), utc(2024, 1, 1, 13, 40)),  # _calc_first_run: now
+    ],
+)
+def test_delta_first_run_with_catchup_is_start_date_itself(
+    start_date: datetime | None, now: datetime, expected: datetime
+) -> None:
+    assert hourly_trigger(start_date, catchup=True, now=now) == exact(expected)
+
+
+@pytest.mark.parametrize(
+    ("last_run", "expected"),
+    [
+        (utc(2024, 1, 1, 13, 17), utc(2024, 1, 1, 14, 17)),  # up to date: one delta later
+        (utc(2024, 1, 1, 11, 17), utc(2024, 1, 1, 13, 40)),  # runs missed: one run, now
+    ],
+)
+def test_delta_without_catchup_after_a_run(last_run: datetime, expected: datetime) -> None:
+    info = hourly_trigger(
+        utc(2024, 1, 1, 10, 17), catchup=False, now=utc(2024, 1, 1, 13, 40), last_run=last_run
+    )
+    assert info == exact(expected)
+
+
+def test_delta_with_catchup_follows_the_last_run_even_before_a_moved_start_date() -> None:
+    # Airflow's _TriggerTimetable only looks at start_date for the first run when catching up.
+    info = hourly_trigger(
+        utc(2024, 2, 1, 6), catchup=True, now=utc(2024, 2, 1), last_run=utc(2024, 1, 1)
+    )
+    assert info == exact(utc(2024, 1, 1, 1))
+
+
+def test_delta_trigger_respects_end_date_inclusively() -> None:
+    restriction = TimeRestriction(utc(2024, 1, 1), utc(2024, 1, 2), catchup=True)
+    created = runs_due(schedule_from_argument(timedelta(days=1)), restriction, now=utc(2024, 2, 1))
+    assert created == [exact(utc(2024, 1, 1)), exact(utc(2024, 1, 2))]
+    assert (
+        hourly_trigger(None, catchup=False, now=utc(2024, 1, 3), end_date=utc(2024, 1, 2, 23))
+        is None
+    )
+
+
+def test_delta_trigger_reads_a_naive_now_as_utc_and_returns_utc() -> None:
+    info = hourly_trigger(None, catchup=False, now=datetime(2024, 1, 1, 13, 40))
+    assert info == exact(utc(2024, 1, 1, 13, 40))
+    assert info is not None
+    assert info.run_after.tzinfo is UTC
+
+
+# --- timedelta: DeltaDataIntervalTimetable, by name only -----------------------------------
+
+
+def test_data_interval_delta_with_catchup_starts_at_start_date() -> None:
+    restriction = TimeRestriction(utc(2024, 1, 1, 10, 17), None, catchup=True)
+    created = runs_due(
+        DeltaDataIntervalSchedule(timedelta(hours=1)), restriction, now=utc(2024, 1, 1, 12, 40)
+    )
+    assert created == [
+        interval(utc(2024, 1, 1, 10, 17), utc(2024, 1, 1, 11, 17)),
+        interval(utc(2024, 1, 1, 11, 17), utc(2024, 1, 1, 12, 17)),
+    ]
+
+
+def test_data_interval_delta_without_catchup_takes_the_last_whole_period_before_now() -> None:
     # Airflow's DeltaDataIntervalTimetable._skip_to_latest: now floored to a multiple of the
     # delta since the Unix epoch, minus one delta.
     restriction = TimeRestriction(utc(2024, 1, 1, 10, 17), None, catchup=False)
-    info = schedule_from_argument(timedelta(hours=1)).next_dagrun_info(
+    info = DeltaDataIntervalSchedule(timedelta(hours=1)).next_dagrun_info(
         last_automated=None, restriction=restriction, now=utc(2024, 1, 1, 12, 40)
     )
     assert info == interval(utc(2024, 1, 1, 11), utc(2024, 1, 1, 12))
 
 
-def test_delta_without_catchup_continues_from_a_recent_run() -> None:
+def test_data_interval_delta_without_catchup_continues_from_a_recent_run() -> None:
     last = interval(utc(2024, 1, 1, 11), utc(2024, 1, 1, 12))
     restriction = TimeRestriction(utc(2024, 1, 1), None, catchup=False)
-    info = schedule_from_argument(timedelta(hours=1)).next_dagrun_info(
+    info = DeltaDataIntervalSchedule(timedelta(hours=1)).next_dagrun_info(
         last_automated=last, restriction=restriction, now=utc(2024, 1, 1, 12, 40)
     )
-    assert info is not None
-    assert info.data_interval == DataInterval(utc(2024, 1, 1, 12), utc(2024, 1, 1, 13))
+    assert info == interval(utc(2024, 1, 1, 12), utc(2024, 1, 1, 13))
 
 
-def test_delta_without_start_date_or_catchup_has_no_first_run() -> None:
+def test_data_interval_delta_without_start_date_has_no_first_run_with_catchup() -> None:
     restriction = TimeRestriction(None, None, catchup=True)
-    schedule = schedule_from_argument(timedelta(days=1))
+    schedule = DeltaDataIntervalSchedule(timedelta(days=1))
     assert (
         schedule.next_dagrun_info(last_automated=None, restriction=restriction, now=utc(2024, 1, 1))
         is None
     )
 
 
-def test_delta_respects_end_date_on_the_logical_date() -> None:
+def test_data_interval_delta_respects_end_date_on_the_logical_date() -> None:
     restriction = TimeRestriction(utc(2024, 1, 1), utc(2024, 1, 2), catchup=True)
-    created = runs_due(schedule_from_argument(timedelta(days=1)), restriction, now=utc(2024, 2, 1))
+    created = runs_due(DeltaDataIntervalSchedule(timedelta(days=1)), restriction, utc(2024, 2, 1))
     assert [info.logical_date for info in created] == [utc(2024, 1, 1), utc(2024, 1, 2)]
+
+
+def test_data_interval_delta_rejects_a_non_positive_delta() -> None:
+    with pytest.raises(DagDefinitionError, match="must be positive"):
+        DeltaDataIntervalSchedule(timedelta(0))
 
 
 # --- @once, None, @continuous -----------------------------------------------------------
@@ -485,7 +646,8 @@ def test_continuous_next_run_covers_the_time_since_the_last_and_is_due_now() -> 
     [
         ("0 2 * * *", utc(2024, 5, 1, 9, 30)),
         ("@daily", utc(2024, 5, 1, 9, 30)),
-        (timedelta(hours=6), utc(2024, 5, 1, 3, 30)),
+        (timedelta(hours=6), utc(2024, 5, 1, 9, 30)),  # DeltaTriggerTimetable: interval 0
+        (DeltaDataIntervalSchedule(timedelta(hours=6)), utc(2024, 5, 1, 3, 30)),
         (None, utc(2024, 5, 1, 9, 30)),
         ("@once", utc(2024, 5, 1, 9, 30)),
         ("@continuous", utc(2024, 5, 1, 9, 30)),
@@ -554,8 +716,11 @@ def test_next_runs_with_zero_count_is_empty() -> None:
         schedule_from_argument("*/5 * * * *", timezone="+05:30"),
         schedule_from_argument(timedelta(days=1)),
         schedule_from_argument(timedelta(hours=1, microseconds=7)),
+        schedule_from_argument(timedelta.max),
+        DeltaDataIntervalSchedule(timedelta(days=1)),
+        DeltaDataIntervalSchedule(timedelta(days=999_999_999, microseconds=1)),
     ],
-    ids=lambda schedule: schedule.summary,
+    ids=lambda schedule: f"{schedule.type_name}-{schedule.summary}",
 )
 def test_serialize_round_trips_through_json(schedule: Schedule) -> None:
     data = json.loads(json.dumps(schedule.serialize()))
@@ -575,7 +740,42 @@ def test_cron_serializes_expression_time_zone_and_preset() -> None:
 
 
 @pytest.mark.parametrize(
-    "data", [{}, {"type": "weekly"}, {"type": "cron"}, {"type": "delta", "seconds": "x"}]
+    ("schedule", "data"),
+    [
+        (
+            schedule_from_argument(timedelta(hours=1)),
+            {"type": "delta_trigger", "seconds": 3600, "microseconds": 0},
+        ),
+        (
+            DeltaDataIntervalSchedule(timedelta(hours=1)),
+            {"type": "delta", "seconds": 3600, "microseconds": 0},
+        ),
+        (
+            schedule_from_argument(timedelta(days=1, microseconds=7)),
+            {"type": "delta_trigger", "seconds": 86400, "microseconds": 7},
+        ),
+    ],
+)
+def test_the_two_timedelta_schedules_serialize_apart(schedule: Schedule, data: object) -> None:
+    assert schedule.serialize() == data
+
+
+def test_a_delta_stored_as_float_seconds_still_reads() -> None:
+    assert deserialize_schedule({"type": "delta", "seconds": 5400.5}) == DeltaDataIntervalSchedule(
+        timedelta(minutes=90, milliseconds=500)
+    )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        {"type": "weekly"},
+        {"type": "cron"},
+        {"type": "delta", "seconds": "x"},
+        {"type": "delta_trigger"},
+        {"type": "delta_trigger", "seconds": 0},
+    ],
 )
 def test_deserialize_rejects_what_it_cannot_read(data: dict[str, object]) -> None:
     with pytest.raises(DagDefinitionError):

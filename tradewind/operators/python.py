@@ -93,6 +93,9 @@ class BranchMixin:
                 f"branch task {self.task_id!r} returned unknown task or group ids: "
                 f"{', '.join(map(repr, invalid))}"
             )
+        # Everything downstream of a followed task stays, e.g. a join below the branch.
+        for task_id in list(followed):
+            followed |= dag.get_flat_relative_ids(task_id)
         to_skip = sorted(self.downstream_task_ids - followed)
         logger.info("Following branch %s; skipping %s", sorted(followed) or "none", to_skip)
         context["ti"].skip(to_skip)

@@ -126,6 +126,15 @@ def _merge_default_args(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _check_arguments(cls: type, kwargs: dict[str, Any]) -> None:
+    accepted = _accepted_args(cls)
+    unknown = set(kwargs) - accepted
+    if unknown:
+        task_id = kwargs.get("task_id")
+        name = f"{cls.__name__} {task_id!r}" if task_id else cls.__name__
+        reject_unknown(name, unknown, accepted, _context.definition_site())
+
+
 def _apply_defaults(init: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(init)
     def wrapper(self: BaseOperator, *args: Any, **kwargs: Any) -> None:
@@ -136,11 +145,22 @@ def _apply_defaults(init: Callable[..., None]) -> Callable[..., None]:
                 lineno=_context.definition_site()[1],
             )
         depth = self.__dict__.get("_init_depth", 0)
-        if depth == 0 and not _context.unmapping():
-            kwargs = _merge_default_args(type(self), kwargs)
+        if depth == 0:
+            _check_arguments(type(self), kwargs)
+            if not _context.unmapping():
+                kwargs = _merge_default_args(type(self), kwargs)
         self.__dict__["_init_depth"] = depth + 1
         try:
             init(self, **kwargs)
+        except TypeError as exc:
+            if depth > 0 or "required" not in str(exc):
+                raise
+            site = _context.definition_site()
+            raise DagDefinitionError(
+                f"{type(self).__name__} {kwargs.get('task_id', '')!r}: {exc}".replace(" ''", ""),
+                filename=site[0],
+                lineno=site[1],
+            ) from None
         finally:
             self.__dict__["_init_depth"] = depth
         if depth == 0:
@@ -261,7 +281,8 @@ class BaseOperator(DependencyMixin):
             value = o[name]
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise fail(f"{name} must be a positive integer or None, got {value!r}")
-            setattr(self, name, value)
+        self.max_active_tis_per_dag: int | None = o["max_active_tis_per_dag"]
+        self.max_active_tis_per_dagrun: int | None = o["max_active_tis_per_dagrun"]
 
     def _set_other_options(
         self,
@@ -309,6 +330,7 @@ class BaseOperator(DependencyMixin):
             group = dag.task_group
         self.task_id = group.child_id(task_id)
         self.dag = dag
+        self.params = dag.params.merged(self.params)
         self.task_group = group
         if self.start_date is None:
             self.start_date = dag.start_date
@@ -335,6 +357,10 @@ class BaseOperator(DependencyMixin):
                     self.set_upstream(arg)
 
     # --- identity -------------------------------------------------------------------
+
+    @property
+    def dag_id(self) -> str:
+        return self.dag.dag_id if self.dag is not None else f"adhoc_{self.owner}"
 
     @property
     def task_display_name(self) -> str:
@@ -415,11 +441,13 @@ class BaseOperator(DependencyMixin):
     def on_kill(self) -> None:
         """Called when the try is stopped (timeout, kill); release external resources here."""
 
-    def render_template_fields(self, context: Mapping[str, Any], renderer: Any = None) -> None:
-        """Render every templated field in place (Jinja, StrictUndefined)."""
+    def render_template_fields(
+        self, context: Mapping[str, Any], renderer: Any = None
+    ) -> dict[str, Any]:
+        """Render every templated field in place (Jinja, StrictUndefined); returns them."""
         from tradewind.sdk.templating import render_fields
 
-        render_fields(self, context, renderer)
+        return render_fields(self, context, renderer)
 
     @classmethod
     def partial(cls, **kwargs: Any) -> OperatorPartial:
@@ -430,6 +458,10 @@ class BaseOperator(DependencyMixin):
 
     def __repr__(self) -> str:
         return f"<Task({type(self).__name__}): {getattr(self, 'task_id', '?')}>"
+
+
+# Operators without an __init__ of their own (EmptyOperator) still get default_args.
+BaseOperator.__init__ = _apply_defaults(BaseOperator.__init__)  # type: ignore[method-assign]
 
 
 def _dag_id(task: BaseOperator) -> str:

@@ -143,8 +143,10 @@ class DAG:
         self.dag_display_name: str = get("dag_display_name") or dag_id
         self.fail_fast: bool = bool(get("fail_fast", False))
         self.params = ParamsDict(get("params") or {}, site=site)
-        self.timezone = _timezone_of(self.start_date)
         self._validate_options(site)
+        self.timezone = _timezone_of(self.start_date)
+        self.start_date = _as_utc(self.start_date)
+        self.end_date = _as_utc(self.end_date)
         self.schedule: Schedule = _make_schedule(get("schedule"), self.timezone, site)
         self._check_start_date(site)
 
@@ -178,8 +180,6 @@ class DAG:
                 filename=site[0],
                 lineno=site[1],
             )
-        self.start_date = _as_utc(self.start_date)
-        self.end_date = _as_utc(self.end_date)
 
     def _check_start_date(self, site: tuple[str | None, int | None]) -> None:
         needs_start = self.schedule.periodic or self.schedule.type_name == "OnceTimetable"
@@ -279,6 +279,8 @@ class DAG:
                 indegree[child] -= 1
                 if indegree[child] == 0:
                     ready.append(child)
+        if len(result) < len(self.task_dict):
+            self.validate()  # raises, naming the cycle
         return result
 
     def get_flat_relative_ids(self, task_id: str, *, upstream: bool = False) -> set[str]:
@@ -354,11 +356,16 @@ def dag(dag_id: str | Callable[..., Any] | None = None, **dag_kwargs: Any) -> An
 
         @functools.wraps(func)
         def factory(*args: Any, **kwargs: Any) -> DAG:
-            with DAG(dag_id if isinstance(dag_id, str) else func.__name__, **dag_kwargs) as new:
+            from tradewind.sdk.params import function_params
+
+            options = dict(dag_kwargs)
+            defaults, references = function_params(func, args, kwargs)
+            options["params"] = {**defaults, **(options.get("params") or {})}
+            with DAG(dag_id if isinstance(dag_id, str) else func.__name__, **options) as new:
                 if new.doc_md is None and func.__doc__:
                     new.doc_md = func.__doc__
                 new.fileloc, new.lineno = _site_of(func)
-                func(*args, **kwargs)
+                func(*args, **{**references, **kwargs})
             return new
 
         return factory

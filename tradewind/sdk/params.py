@@ -173,3 +173,45 @@ def params_from_dump(dumped: Mapping[str, Any]) -> ParamsDict:
         param.schema = dict(data.get("schema") or {})
         result._params[name] = param
     return result
+
+
+class DagParam:
+    """A DAG param used as a task argument in a ``@dag`` function: the run's value of
+    ``params[name]`` is passed when the task runs (so a run's conf can change it)."""
+
+    def __init__(self, name: str, default: Any = NOTSET) -> None:
+        self.name = name
+        self.default = default
+
+    def resolve(self, context: Mapping[str, Any]) -> Any:
+        params = context.get("params") or {}
+        if self.name in params:
+            return params[self.name]
+        if self.default is NOTSET:
+            raise ParamValidationError(f"param {self.name!r} has no value in this run")
+        return self.default
+
+    def __repr__(self) -> str:
+        return f"DagParam({self.name!r})"
+
+
+def function_params(
+    func: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, DagParam]]:
+    """For a ``@dag`` function: the params its parameters declare (by default value)
+    and references to pass for those the caller did not give."""
+    import inspect
+
+    defaults: dict[str, Any] = {}
+    references: dict[str, DagParam] = {}
+    parameters = list(inspect.signature(func).parameters.values())
+    for position, parameter in enumerate(parameters):
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        given = position < len(args) or parameter.name in kwargs
+        if parameter.default is not inspect.Parameter.empty:
+            defaults[parameter.name] = parameter.default
+        if not given:
+            default = defaults.get(parameter.name, NOTSET)
+            references[parameter.name] = DagParam(parameter.name, default)
+    return defaults, references

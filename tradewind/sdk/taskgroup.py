@@ -50,6 +50,12 @@ class TaskGroup(DependencyMixin):
             self.dag, self.parent_group, self._group_id = dag, None, None
             return
         validate_id("group_id", group_id, site=site)
+        if "." in group_id:
+            raise DagDefinitionError(
+                f"group_id {group_id!r} may not contain '.', which separates nested groups",
+                filename=site[0],
+                lineno=site[1],
+            )
         parent = parent_group or _context.current_group()
         dag = dag or (parent.dag if parent else _context.current_dag())
         if dag is None:
@@ -87,8 +93,6 @@ class TaskGroup(DependencyMixin):
     def child_id(self, label: str) -> str:
         if self._group_id and self.prefix_group_id:
             return f"{self._group_id}.{label}"
-        if self.parent_group is not None and not self.prefix_group_id:
-            return self.parent_group.child_id(label)
         return label
 
     def add(

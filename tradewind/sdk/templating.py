@@ -110,9 +110,10 @@ def render_value(task: BaseOperator, value: Any, context: Mapping[str, Any]) -> 
 def _render(
     task: BaseOperator, value: Any, context: Mapping[str, Any], env: jinja2.Environment
 ) -> Any:
+    from tradewind.sdk.params import DagParam
     from tradewind.sdk.xcom_arg import XComArg
 
-    if isinstance(value, XComArg):
+    if isinstance(value, XComArg | DagParam):
         return value.resolve(dict(context))
     if isinstance(value, str):
         return _render_string(task, value, context, env)

@@ -1,0 +1,1 @@
+"""The DAG file processor: finds DAG files, parses them in children, stores the results."""

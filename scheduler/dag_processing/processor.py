@@ -1,0 +1,298 @@
+"""The DAG file processor: keep the database in step with the DAG folder.
+
+One pass lists the DAG files, parses those that changed (or all, when forced) in
+children, and records per file: new DAG versions (only when a DAG's content hash
+changed), import errors with file and line (cleared once fixed), and DAGs whose file
+no longer defines them (marked stale).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from scheduler.dag_processing.parsing import ParsedFile, parse_files
+from tradewind.dag_loader import ImportErrorInfo, list_dag_files
+from tradewind.db import session_scope
+from tradewind.models import DagFile, DagModel, DagTag, DagVersion, ParseImportError
+from tradewind.serialization import content_hash
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import sessionmaker
+
+    from tradewind.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ProcessingReport:
+    """What one pass did."""
+
+    files_seen: int = 0
+    parsed: list[ParsedFile] = field(default_factory=list)
+    removed_files: list[str] = field(default_factory=list)
+    new_versions: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[ImportErrorInfo]:
+        return [e for p in self.parsed for e in p.errors]
+
+
+class DagFileProcessor:
+    def __init__(
+        self, factory: sessionmaker[Session], settings: Settings, *, periodic_refresh: bool = False
+    ) -> None:
+        self.periodic_refresh = periodic_refresh
+        self.factory = factory
+        self.settings = settings
+        self.folder = settings.resolved_dags_folder
+
+    def process(
+        self, *, now: datetime, force: bool = False, only: Iterable[Path] = ()
+    ) -> ProcessingReport:
+        """One pass over the folder (or just ``only``), parsing what needs it."""
+        report = ProcessingReport()
+        files = [p.resolve() for p in only] or list_dag_files(self.folder)
+        report.files_seen = len(files)
+        with session_scope(self.factory) as session:
+            known = {row.fileloc: row for row in session.scalars(select(DagFile))}
+        due = [p for p in files if force or self._needs_parse(p, known.get(str(p)), now)]
+        if due:
+            report.parsed = parse_files(
+                due,
+                timeout=self.settings.dag_file_processor_timeout_seconds,
+                parallelism=self.settings.parsing_processes,
+                output_dir=self.settings.logs_folder / "dag_processor",
+            )
+        with session_scope(self.factory) as session:
+            for parsed in report.parsed:
+                report.new_versions.extend(self._store(session, parsed, now))
+            if not only:
+                present = {str(p) for p in files}
+                report.removed_files = sorted(set(known) - present)
+                for fileloc in report.removed_files:
+                    _forget_file(session, fileloc)
+        return report
+
+    def _needs_parse(self, path: Path, known: DagFile | None, now: datetime) -> bool:
+        if known is None:
+            return True
+        try:
+            stat = path.stat()
+        except OSError:
+            return False
+        if stat.st_mtime != known.mtime or stat.st_size != known.size:
+            return True
+        refresh = timedelta(seconds=self.settings.min_file_process_interval_seconds)
+        return self.periodic_refresh and known.last_parsed_time + refresh <= now
+
+    def _relative(self, fileloc: str) -> str:
+        try:
+            return str(Path(fileloc).relative_to(self.folder))
+        except ValueError:
+            return fileloc
+
+    # --- storing one file's result --------------------------------------------------
+
+    def _store(self, session: Session, parsed: ParsedFile, now: datetime) -> list[str]:
+        fileloc, relative = parsed.fileloc, self._relative(parsed.fileloc)
+        errors = list(parsed.errors)
+        source = _read_source(fileloc)
+        new_versions = []
+        kept: set[str] = set()
+        for serialized in parsed.dags:
+            clash = _clashing_file(session, serialized["dag_id"], fileloc)
+            if clash is not None:
+                errors.append(
+                    ImportErrorInfo(
+                        fileloc,
+                        None,
+                        f"DAG id {serialized['dag_id']!r} is already defined in {clash}",
+                        "",
+                    )
+                )
+                continue
+            kept.add(serialized["dag_id"])
+            if self._store_dag(session, serialized, fileloc, relative, source, parsed, now):
+                new_versions.append(serialized["dag_id"])
+        failed_entirely = bool(errors) and not parsed.dags
+        _mark_missing(session, fileloc, kept, keep_active=failed_entirely)
+        _replace_errors(session, fileloc, relative, errors, now)
+        _record_file(session, fileloc, relative, parsed, errors, now)
+        return new_versions
+
+    def _store_dag(
+        self,
+        session: Session,
+        serialized: dict[str, Any],
+        fileloc: str,
+        relative: str,
+        source: str | None,
+        parsed: ParsedFile,
+        now: datetime,
+    ) -> bool:
+        dag_id = serialized["dag_id"]
+        model = session.get(DagModel, dag_id)
+        if model is None:
+            paused = serialized.get("is_paused_upon_creation")
+            model = DagModel(
+                dag_id=dag_id,
+                is_paused=self.settings.dags_are_paused_at_creation if paused is None else paused,
+            )
+            session.add(model)
+        _update_dag_row(model, serialized, fileloc, relative, parsed, now)
+        _sync_tags(session, model, serialized["tags"])
+        return _add_version_if_changed(session, dag_id, serialized, fileloc, source)
+
+
+def _update_dag_row(
+    model: DagModel,
+    serialized: dict[str, Any],
+    fileloc: str,
+    relative: str,
+    parsed: ParsedFile,
+    now: datetime,
+) -> None:
+    tasks = serialized["tasks"]
+    model.dag_display_name = serialized["dag_display_name"]
+    model.is_stale = False
+    model.fileloc = fileloc
+    model.relative_fileloc = relative
+    model.owners = serialized["owner"]
+    model.description = serialized["description"]
+    model.timetable_summary = serialized["timetable_summary"]
+    model.timetable_description = serialized["timetable_description"]
+    model.timetable_type = serialized["timetable_type"]
+    model.max_active_runs = serialized["max_active_runs"]
+    model.max_active_tasks = serialized["max_active_tasks"]
+    model.max_consecutive_failed_dag_runs = serialized["max_consecutive_failed_dag_runs"]
+    model.has_task_concurrency_limits = any(
+        t["max_active_tis_per_dag"] or t["max_active_tis_per_dagrun"] for t in tasks
+    )
+    model.has_import_errors = False
+    model.last_parsed_time = now
+    model.last_parse_duration = parsed.duration
+
+
+def _sync_tags(session: Session, model: DagModel, tags: list[str]) -> None:
+    current = {t.name for t in model.tags}
+    if current == set(tags):
+        return
+    model.tags = [DagTag(dag_id=model.dag_id, name=name) for name in sorted(set(tags))]
+    session.flush()
+
+
+def _add_version_if_changed(
+    session: Session, dag_id: str, serialized: dict[str, Any], fileloc: str, source: str | None
+) -> bool:
+    digest = content_hash(serialized)
+    latest = session.execute(
+        select(DagVersion.version_number, DagVersion.content_hash)
+        .where(DagVersion.dag_id == dag_id)
+        .order_by(DagVersion.version_number.desc())
+        .limit(1)
+    ).first()
+    if latest is not None and latest.content_hash == digest:
+        return False
+    number = (latest.version_number if latest else 0) + 1
+    session.add(
+        DagVersion(
+            dag_id=dag_id,
+            version_number=number,
+            content_hash=digest,
+            serialized=serialized,
+            source_code=source,
+            fileloc=fileloc,
+        )
+    )
+    logger.info("DAG %s: stored version %s", dag_id, number)
+    return True
+
+
+def _clashing_file(session: Session, dag_id: str, fileloc: str) -> str | None:
+    """Another, still existing file that already defines this DAG id."""
+    model = session.get(DagModel, dag_id)
+    if model is None or model.fileloc == fileloc or model.is_stale:
+        return None
+    if not os.path.exists(model.fileloc):
+        return None
+    return model.relative_fileloc or model.fileloc
+
+
+def _mark_missing(session: Session, fileloc: str, kept: set[str], *, keep_active: bool) -> None:
+    """DAGs this file defined before but not now: stale, or flagged when the file broke."""
+    for model in session.scalars(select(DagModel).where(DagModel.fileloc == fileloc)):
+        if model.dag_id in kept:
+            continue
+        if keep_active:
+            model.has_import_errors = True
+        else:
+            model.is_stale = True
+
+
+def _replace_errors(
+    session: Session, fileloc: str, relative: str, errors: list[ImportErrorInfo], now: datetime
+) -> None:
+    session.execute(delete(ParseImportError).where(ParseImportError.fileloc == fileloc))
+    for error in errors:
+        session.add(
+            ParseImportError(
+                filename=relative,
+                fileloc=fileloc,
+                lineno=error.lineno,
+                message=error.message,
+                stacktrace=error.stacktrace or error.message,
+                timestamp=now,
+            )
+        )
+
+
+def _record_file(
+    session: Session,
+    fileloc: str,
+    relative: str,
+    parsed: ParsedFile,
+    errors: list[ImportErrorInfo],
+    now: datetime,
+) -> None:
+    try:
+        stat = os.stat(fileloc)
+        mtime, size = stat.st_mtime, stat.st_size
+    except OSError:
+        mtime, size = 0.0, 0
+    row = session.get(DagFile, fileloc) or DagFile(fileloc=fileloc)
+    row.relative_fileloc = relative
+    row.mtime, row.size = mtime, size
+    row.last_parsed_time = now
+    row.parse_duration = parsed.duration
+    row.dag_count = len(parsed.dags)
+    row.task_count = sum(len(d["tasks"]) for d in parsed.dags)
+    row.has_error = bool(errors)
+    session.merge(row)
+
+
+def _forget_file(session: Session, fileloc: str) -> None:
+    for model in session.scalars(select(DagModel).where(DagModel.fileloc == fileloc)):
+        model.is_stale = True
+    session.execute(delete(ParseImportError).where(ParseImportError.fileloc == fileloc))
+    session.execute(delete(DagFile).where(DagFile.fileloc == fileloc))
+
+
+def _read_source(fileloc: str) -> str | None:
+    try:
+        return Path(fileloc).read_text(errors="replace")
+    except OSError:
+        return None
+
+
+def import_error_count(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(ParseImportError)) or 0)

@@ -1,0 +1,170 @@
+"""Applying plans to a DAG run: load its rows, plan, write the decisions, queue tries.
+
+`advance_run` is one scheduling step for one run inside the caller's transaction; it
+returns the tries to hand to an executor. `dags test` drives a run with it in a loop,
+and the scheduler daemon does the same for many runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tradewind.dagruns import new_task_instance
+from tradewind.models import DagRun, DagVersion, TaskInstance, TaskInstanceHistory, TaskMap
+from tradewind.planning import RunPlan, TISnapshot, plan_run
+from tradewind.serialization import SerializedDag
+from tradewind.state import (
+    FINISHED_STATES,
+    DagRunState,
+    TaskInstanceState,
+    check_transition,
+)
+from worker.task_runner import TryRequest
+
+logger = logging.getLogger(__name__)
+TI = TaskInstanceState
+
+_serialized_cache: dict[str, SerializedDag] = {}
+
+
+def serialized_for(session: Session, version_id: str) -> SerializedDag:
+    """The serialized DAG of a version; versions never change, so they are cached."""
+    cached = _serialized_cache.get(version_id)
+    if cached is None:
+        data = session.scalar(select(DagVersion.serialized).where(DagVersion.id == version_id))
+        if data is None:
+            raise LookupError(f"DAG version {version_id} does not exist")
+        cached = _serialized_cache[version_id] = SerializedDag.from_dict(data)
+    return cached
+
+
+@dataclass
+class StepResult:
+    plan: RunPlan
+    to_run: list[TryRequest] = field(default_factory=list)
+    finished: DagRunState | None = None
+
+
+def advance_run(session: Session, run: DagRun, *, now: datetime) -> StepResult:
+    """Plan the run once and apply the plan; the caller commits."""
+    if run.dag_version_id is None:
+        raise LookupError(f"run {run.run_id} of {run.dag_id} has no DAG version")
+    dag = serialized_for(session, run.dag_version_id)
+    rows = list(
+        session.scalars(
+            select(TaskInstance).where(
+                TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id
+            )
+        )
+    )
+    lengths = {
+        (m.task_id, m.key): m.length
+        for m in session.scalars(
+            select(TaskMap).where(TaskMap.dag_id == run.dag_id, TaskMap.run_id == run.run_id)
+        )
+    }
+    snapshots = [
+        TISnapshot(
+            r.task_id, r.map_index, TI(r.state) if r.state else None, r.try_number, r.next_try_at
+        )
+        for r in rows
+    ]
+    plan = plan_run(dag, snapshots, now=now, map_lengths=lengths)
+    if run.state == str(DagRunState.QUEUED):
+        run.state = str(DagRunState.RUNNING)
+        run.start_date = now
+    by_key = {(r.task_id, r.map_index): r for r in rows}
+    _expand(session, run, dag, plan, by_key)
+    _set_states(plan, by_key, now)
+    result = StepResult(plan=plan)
+    result.to_run = [queue_instance(session, by_key[key], now) for key in plan.ready]
+    run.last_scheduling_decision = now
+    if plan.run_state is not None:
+        run.state = str(plan.run_state)
+        run.end_date = now
+        result.finished = plan.run_state
+    return result
+
+
+def _expand(
+    session: Session,
+    run: DagRun,
+    dag: SerializedDag,
+    plan: RunPlan,
+    by_key: dict[tuple[str, int], TaskInstance],
+) -> None:
+    for task_id, count in plan.expand.items():
+        placeholder = by_key.pop((task_id, -1))
+        placeholder.map_index = 0
+        by_key[(task_id, 0)] = placeholder
+        spec = dag.tasks[task_id]
+        for map_index in range(1, count):
+            ti = new_task_instance(run, spec, run.dag_version_id, map_index)
+            session.add(ti)
+            by_key[(task_id, map_index)] = ti
+        logger.info("%s.%s expanded into %s instances", run.dag_id, task_id, count)
+    if plan.expand:
+        session.flush()
+
+
+def _set_states(plan: RunPlan, by_key: dict[tuple[str, int], TaskInstance], now: datetime) -> None:
+    for key, state in plan.set_state.items():
+        row = by_key[key]
+        check_transition(TI(row.state) if row.state else None, state)
+        row.state = str(state)
+        if state in FINISHED_STATES:
+            row.start_date = row.start_date or now
+            row.end_date = now
+            row.duration = 0.0 if row.duration is None else row.duration
+
+
+def queue_instance(session: Session, row: TaskInstance, now: datetime) -> TryRequest:
+    """Start a new try: archive the previous one, bump the try number, mark queued."""
+    old = TI(row.state) if row.state else None
+    check_transition(old, TI.QUEUED)
+    if row.try_number > 0:
+        session.add(history_of(row))
+    row.try_number += 1
+    row.state = str(TI.QUEUED)
+    row.queued_dttm = now
+    row.start_date = row.end_date = row.duration = row.next_try_at = None
+    row.hostname = row.pid = None
+    return TryRequest(row.dag_id, row.run_id, row.task_id, row.map_index, row.try_number)
+
+
+def history_of(row: TaskInstance) -> TaskInstanceHistory:
+    return TaskInstanceHistory(
+        task_instance_id=row.id, **{name: getattr(row, name) for name in _HISTORY_COLUMNS}
+    )
+
+
+_HISTORY_COLUMNS = (
+    "dag_id",
+    "run_id",
+    "task_id",
+    "map_index",
+    "try_number",
+    "max_tries",
+    "state",
+    "start_date",
+    "end_date",
+    "duration",
+    "queued_dttm",
+    "scheduled_dttm",
+    "hostname",
+    "unixname",
+    "pid",
+    "pool",
+    "pool_slots",
+    "queue",
+    "priority_weight",
+    "operator",
+    "custom_operator_name",
+    "executor",
+    "dag_version_id",
+)

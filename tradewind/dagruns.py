@@ -1,0 +1,144 @@
+"""Creating DAG runs and their task instances (data functions; the caller commits).
+
+Every way a run comes to exist (the scheduler, the REST API, `dags trigger`,
+`dags test`) goes through `create_dag_run`, so params are validated and task instances
+created the same way everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tradewind.errors import DagNotFound, DagRunAlreadyExists
+from tradewind.models import DagModel, DagRun, DagVersion, TaskInstance
+from tradewind.schedules import DataInterval
+from tradewind.sdk.params import params_from_dump
+from tradewind.serialization import SerializedDag, TaskSpec
+from tradewind.state import DagRunState, DagRunType
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """What to create: everything but the DAG itself."""
+
+    run_type: DagRunType
+    run_after: datetime
+    logical_date: datetime | None = None
+    data_interval: DataInterval | None = None
+    run_id: str | None = None
+    conf: Mapping[str, Any] | None = None
+    triggered_by: str | None = None
+    triggering_user_name: str | None = None
+    note: str | None = None
+
+
+def latest_version(session: Session, dag_id: str) -> DagVersion:
+    version = session.scalar(
+        select(DagVersion)
+        .where(DagVersion.dag_id == dag_id)
+        .order_by(DagVersion.version_number.desc())
+        .limit(1)
+    )
+    if version is None:
+        raise DagNotFound(f"DAG {dag_id!r} has never been parsed successfully")
+    return version
+
+
+def generate_run_id(
+    run_type: DagRunType, logical_date: datetime | None, run_after: datetime
+) -> str:
+    return run_type.run_id_for(logical_date or run_after)
+
+
+def create_dag_run(
+    session: Session,
+    dag_model: DagModel,
+    version: DagVersion,
+    request: RunRequest,
+    *,
+    now: datetime,
+) -> DagRun:
+    """Insert a queued run and one task instance per task (mapped ones at map_index -1).
+
+    Raises `ParamValidationError` if the conf does not satisfy the DAG's params and
+    `DagRunAlreadyExists` if the run id or logical date is taken.
+    """
+    serialized = SerializedDag.from_dict(version.serialized)
+    conf = dict(request.conf or {})
+    params_from_dump(serialized.params).resolve(conf)
+    run_id = request.run_id or generate_run_id(
+        request.run_type, request.logical_date, request.run_after
+    )
+    _check_unique(session, dag_model.dag_id, run_id, request.logical_date)
+    interval = request.data_interval
+    if interval is None and request.logical_date is not None:
+        interval = serialized.schedule.infer_manual_data_interval(run_after=request.logical_date)
+    run = DagRun(
+        dag_id=dag_model.dag_id,
+        run_id=run_id,
+        logical_date=request.logical_date,
+        run_after=request.run_after,
+        data_interval_start=interval.start if interval else None,
+        data_interval_end=interval.end if interval else None,
+        run_type=str(request.run_type),
+        state=str(DagRunState.QUEUED),
+        triggered_by=request.triggered_by,
+        triggering_user_name=request.triggering_user_name,
+        conf=conf,
+        queued_at=now,
+        dag_version_id=version.id,
+        note=request.note,
+    )
+    session.add(run)
+    session.add_all(new_task_instance(run, spec, version.id) for spec in serialized.tasks.values())
+    session.flush()
+    return run
+
+
+def new_task_instance(
+    run: DagRun, spec: TaskSpec, version_id: str | None, map_index: int = -1
+) -> TaskInstance:
+    return TaskInstance(
+        dag_id=run.dag_id,
+        run_id=run.run_id,
+        task_id=spec.task_id,
+        map_index=map_index,
+        try_number=0,
+        max_tries=spec.retry_policy.retries,
+        state=None,
+        pool=spec.pool,
+        pool_slots=spec.pool_slots,
+        queue=spec.queue,
+        priority_weight=spec.weight,
+        operator=spec.operator,
+        custom_operator_name=spec.operator_name,
+        executor_config=dict(spec.executor_config),
+        dag_version_id=version_id,
+    )
+
+
+def _check_unique(
+    session: Session, dag_id: str, run_id: str, logical_date: datetime | None
+) -> None:
+    clash = session.scalar(
+        select(DagRun.run_id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
+    )
+    if clash is not None:
+        raise DagRunAlreadyExists(f"DAG {dag_id!r} already has a run with run_id {run_id!r}")
+    if logical_date is not None:
+        clash = session.scalar(
+            select(DagRun.run_id).where(
+                DagRun.dag_id == dag_id, DagRun.logical_date == logical_date
+            )
+        )
+        if clash is not None:
+            raise DagRunAlreadyExists(
+                f"DAG {dag_id!r} already has a run ({clash!r}) for logical date "
+                f"{logical_date.isoformat()}"
+            )

@@ -1,0 +1,181 @@
+"""What running task code sees as ``ti`` and ``dag_run`` in its context."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from tradewind import xcom
+from tradewind.db import session_scope
+from tradewind.models import DagRun, TaskInstance
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from tradewind.sdk.baseoperator import BaseOperator
+
+logger = logging.getLogger("tradewind.task")
+
+
+@dataclass(frozen=True)
+class DagRunView:
+    """A read-only copy of the run's row, as task code may read it."""
+
+    id: int
+    dag_id: str
+    run_id: str
+    run_type: str
+    logical_date: datetime | None
+    run_after: datetime
+    data_interval_start: datetime | None
+    data_interval_end: datetime | None
+    conf: dict[str, Any]
+    start_date: datetime | None
+    triggered_by: str | None
+
+    @classmethod
+    def of(cls, run: DagRun) -> DagRunView:
+        return cls(
+            id=run.id,
+            dag_id=run.dag_id,
+            run_id=run.run_id,
+            run_type=run.run_type,
+            logical_date=run.logical_date,
+            run_after=run.run_after,
+            data_interval_start=run.data_interval_start,
+            data_interval_end=run.data_interval_end,
+            conf=dict(run.conf or {}),
+            start_date=run.start_date,
+            triggered_by=run.triggered_by,
+        )
+
+
+@dataclass
+class RuntimeTaskInstance:
+    """The running try: identifiers, XCom access and skip requests.
+
+    XComs pushed with `xcom_push` are written at once (so a later failure keeps them, as
+    in Airflow); skips requested by branching operators are applied by the runner in the
+    same transaction as the try's final state.
+    """
+
+    id: str
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    try_number: int
+    max_tries: int
+    hostname: str
+    start_date: datetime
+    dag_run: DagRunView
+    task: BaseOperator
+    factory: sessionmaker[Session] = field(repr=False)
+    xcom_max_bytes: int = 1_048_576
+    mapped_task_ids: frozenset[str] = frozenset()
+    pending_skips: set[str] = field(default_factory=set)
+    state: str = "running"
+
+    @property
+    def log(self) -> logging.Logger:
+        return logger
+
+    @property
+    def logical_date(self) -> datetime | None:
+        return self.dag_run.logical_date
+
+    def get_dagrun(self) -> DagRunView:
+        return self.dag_run
+
+    def skip(self, task_ids: Iterable[str]) -> None:
+        """Mark downstream tasks of this run skipped when this try succeeds."""
+        self.pending_skips.update(task_ids)
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        stored = xcom.encode_value(
+            value, max_bytes=self.xcom_max_bytes, where=f"XCom {key!r} of task {self.task_id!r}"
+        )
+        with session_scope(self.factory) as session:
+            xcom.set_xcom(
+                session,
+                dag_run_pk=self.dag_run.id,
+                dag_id=self.dag_id,
+                run_id=self.run_id,
+                task_id=self.task_id,
+                map_index=self.map_index,
+                key=key,
+                value=stored,
+            )
+            xcom.record_map_length(
+                session,
+                dag_id=self.dag_id,
+                run_id=self.run_id,
+                task_id=self.task_id,
+                map_index=self.map_index,
+                key=key,
+                value=stored,
+            )
+
+    def xcom_pull(
+        self,
+        task_ids: str | Sequence[str] | None = None,
+        key: str = xcom.RETURN_VALUE,
+        map_indexes: int | Sequence[int] | None = None,
+        default: Any = None,
+    ) -> Any:
+        """Values pushed in this run.
+
+        One task id gives its value (or, for a mapped task, the list of its instances'
+        values in map_index order); a list of task ids gives a list in the same order.
+        Without task ids, this task's own value is returned.
+        """
+        single = task_ids is None or isinstance(task_ids, str)
+        ids: list[str]
+        if task_ids is None:
+            ids = [self.task_id]
+        elif isinstance(task_ids, str):
+            ids = [task_ids]
+        else:
+            ids = list(task_ids)
+        indexes = [map_indexes] if isinstance(map_indexes, int) else map_indexes
+        with session_scope(self.factory) as session:
+            values = xcom.get_values(
+                session, dag_run_pk=self.dag_run.id, task_ids=ids, key=key, map_indexes=indexes
+            )
+            mapped = self._mapped_among(session, ids) if indexes is None else set()
+        results = [self._one(task_id, values, mapped, indexes, default) for task_id in ids]
+        return results[0] if single else results
+
+    def _one(
+        self,
+        task_id: str,
+        values: dict[tuple[str, int], Any],
+        mapped: set[str],
+        indexes: Sequence[int] | None,
+        default: Any,
+    ) -> Any:
+        if task_id in mapped or (indexes is not None and len(indexes) > 1):
+            found = sorted((m, v) for (t, m), v in values.items() if t == task_id)
+            return [v for _, v in found]
+        for (t, _m), value in values.items():
+            if t == task_id:
+                return value
+        return default
+
+    def _mapped_among(self, session: Session, task_ids: list[str]) -> set[str]:
+        rows = session.execute(
+            select(TaskInstance.task_id)
+            .where(
+                TaskInstance.dag_id == self.dag_id,
+                TaskInstance.run_id == self.run_id,
+                TaskInstance.task_id.in_(task_ids),
+                TaskInstance.map_index >= 0,
+            )
+            .distinct()
+        )
+        return {row[0] for row in rows}

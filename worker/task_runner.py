@@ -1,0 +1,448 @@
+"""Running one try of one task instance: claim it, run it, record how it ended.
+
+The same code runs a try for `dags test` (in the CLI process), for the local executor
+(in a forked child) and for Celery workers. The try is claimed atomically
+(queued -> running for exactly this try number), so a duplicate delivery never runs it
+twice; `resolve_try_end` in `tradewind.state` decides what each way of ending means.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import socket
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TextIO
+
+from sqlalchemy import select, update
+
+from tradewind import xcom
+from tradewind.db import session_scope
+from tradewind.errors import (
+    TaskDefer,
+    TaskFail,
+    TaskReschedule,
+    TaskRetry,
+    TaskSkip,
+    TaskTimeout,
+    TradewindError,
+)
+from tradewind.models import DagRun, DagVersion, TaskInstance
+from tradewind.models.base import utcnow
+from tradewind.sdk.context import base_context
+from tradewind.serialization import jsonable
+from tradewind.state import (
+    RetryPolicy,
+    TaskInstanceState,
+    TryEnd,
+    check_transition,
+    resolve_try_end,
+)
+from worker.dag_cache import DagFileCache
+from worker.logs import TryIdentity, TryLogHandler, capture
+from worker.runtime import DagRunView, RuntimeTaskInstance
+from worker.timeout import execution_timeout
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from tradewind.sdk.baseoperator import BaseOperator
+    from tradewind.settings import Settings
+
+logger = logging.getLogger(__name__)
+task_logger = logging.getLogger("tradewind.task")
+TI = TaskInstanceState
+
+
+@dataclass(frozen=True, slots=True)
+class TryRequest:
+    """The message that asks for a try: ids only, everything else is in the database."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    try_number: int
+
+    def __str__(self) -> str:
+        index = f"[{self.map_index}]" if self.map_index >= 0 else ""
+        return f"{self.dag_id}.{self.task_id}{index} run={self.run_id} try={self.try_number}"
+
+
+@dataclass
+class TryOutcome:
+    """How the code of a try ended, before it is recorded."""
+
+    end: TryEnd
+    error: BaseException | None = None
+    reschedule_at: datetime | None = None
+    xcoms: list[tuple[str, Any]] = field(default_factory=list)
+    rendered_fields: dict[str, Any] | None = None
+    task: BaseOperator | None = None
+    context: dict[str, Any] | None = None
+    runtime_ti: RuntimeTaskInstance | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TryResult:
+    """What happened to a requested try."""
+
+    request: TryRequest
+    state: TaskInstanceState | None
+    ran: bool
+    error: str | None = None
+
+
+_END_OF_EXCEPTION: list[tuple[type[BaseException], TryEnd]] = [
+    (TaskSkip, TryEnd.SKIPPED),
+    (TaskFail, TryEnd.FAILED_NO_RETRY),
+    (TaskRetry, TryEnd.RETRY_REQUESTED),
+    (TaskReschedule, TryEnd.RESCHEDULED),
+    (TaskDefer, TryEnd.DEFERRED),
+    (TaskTimeout, TryEnd.TIMED_OUT),
+]
+
+
+def classify(error: BaseException) -> TryEnd:
+    for kind, end in _END_OF_EXCEPTION:
+        if isinstance(error, kind):
+            return end
+    return TryEnd.FAILED
+
+
+class TaskRunner:
+    """Runs tries in this process. Construct once per process; `run` once per try."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        settings: Settings,
+        *,
+        dags: DagFileCache | None = None,
+        echo: TextIO | None = None,
+    ) -> None:
+        self.factory = factory
+        self.settings = settings
+        self.dags = dags or DagFileCache()
+        self.echo = echo
+        self.hostname = socket.getfqdn()
+
+    # --- the whole try --------------------------------------------------------------
+
+    def run(self, request: TryRequest) -> TryResult:
+        claimed = self._claim(request)
+        if claimed is None:
+            logger.info("Not running %s: it is not queued for this try (already taken?)", request)
+            return TryResult(request, None, ran=False, error="not queued for this try")
+        ti_id, run, fileloc = claimed
+        ident = TryIdentity(
+            run.id,
+            request.dag_id,
+            request.run_id,
+            request.task_id,
+            request.map_index,
+            request.try_number,
+        )
+        handler = TryLogHandler(
+            self.factory,
+            ident,
+            log_file=ident.log_path(self.settings.logs_folder),
+            echo=self.echo,
+            heartbeat=lambda: self._heartbeat(ti_id),
+        )
+        try:
+            with capture(handler):
+                task_logger.info(
+                    "Running %s on host %s, pid %s", request, self.hostname, os.getpid()
+                )
+                outcome = self._execute(request, ti_id, run, fileloc)
+                state = self._record(request, ti_id, outcome)
+                self._callbacks(request, outcome, state)
+        finally:
+            handler.close()
+        error = f"{type(outcome.error).__name__}: {outcome.error}" if outcome.error else None
+        return TryResult(request, state, ran=True, error=error)
+
+    def _claim(self, request: TryRequest) -> tuple[str, DagRunView, str] | None:
+        now = utcnow()
+        with session_scope(self.factory) as session:
+            claimed = session.execute(
+                update(TaskInstance)
+                .where(
+                    TaskInstance.dag_id == request.dag_id,
+                    TaskInstance.run_id == request.run_id,
+                    TaskInstance.task_id == request.task_id,
+                    TaskInstance.map_index == request.map_index,
+                    TaskInstance.try_number == request.try_number,
+                    TaskInstance.state == str(TI.QUEUED),
+                )
+                .values(
+                    state=str(TI.RUNNING),
+                    start_date=now,
+                    end_date=None,
+                    duration=None,
+                    heartbeat_at=now,
+                    hostname=self.hostname,
+                    unixname=_unixname(),
+                    pid=os.getpid(),
+                )
+                .returning(TaskInstance.id, TaskInstance.dag_version_id)
+            ).first()
+            if claimed is None:
+                return None
+            ti_id, version_id = claimed
+            run = session.scalar(
+                select(DagRun).where(
+                    DagRun.dag_id == request.dag_id, DagRun.run_id == request.run_id
+                )
+            )
+            fileloc = session.scalar(select(DagVersion.fileloc).where(DagVersion.id == version_id))
+            if run is None or fileloc is None:  # pragma: no cover - foreign keys prevent it
+                raise TradewindError(f"{request}: its run or DAG version has vanished")
+            return ti_id, DagRunView.of(run), fileloc
+
+    def _heartbeat(self, ti_id: str) -> None:
+        with session_scope(self.factory) as session:
+            session.execute(
+                update(TaskInstance)
+                .where(TaskInstance.id == ti_id, TaskInstance.state == str(TI.RUNNING))
+                .values(heartbeat_at=utcnow())
+            )
+
+    # --- running the code -----------------------------------------------------------
+
+    def _execute(
+        self, request: TryRequest, ti_id: str, run: DagRunView, fileloc: str
+    ) -> TryOutcome:
+        outcome = TryOutcome(end=TryEnd.FAILED)
+        try:
+            dag = self.dags.get(fileloc, request.dag_id)
+            task = dag.get_task(request.task_id)
+            runtime_ti = self._runtime_ti(request, ti_id, run, task)
+            context = self._context(dag, task, runtime_ti, run)
+            outcome.task, outcome.context, outcome.runtime_ti = task, context, runtime_ti
+            with session_scope(self.factory) as session:
+                xcom.clear_xcoms(
+                    session, dag_run_pk=run.id, task_id=task.task_id, map_index=request.map_index
+                )
+            if task.is_mapped:
+                task = task.unmap(context, request.map_index)  # type: ignore[attr-defined]
+                context["task"] = runtime_ti.task = outcome.task = task
+            self._run_code(task, context, outcome)
+        except BaseException as error:
+            if isinstance(error, KeyboardInterrupt):
+                raise
+            outcome.end, outcome.error = classify(error), error
+            if isinstance(error, TaskReschedule):
+                outcome.reschedule_at = error.reschedule_at  # type: ignore[assignment]
+            self._log_end(request, outcome)
+        return outcome
+
+    def _run_code(self, task: BaseOperator, context: dict[str, Any], outcome: TryOutcome) -> None:
+        _call_all(task.on_execute_callback, context, "on_execute_callback")  # type: ignore[attr-defined]
+        outcome.rendered_fields = jsonable(task.render_template_fields(context))
+        with execution_timeout(_seconds(task.execution_timeout)):
+            try:
+                task.pre_execute(context)
+                result = task.execute(context)
+                task.post_execute(context, result)
+            except TaskTimeout:
+                task.on_kill()
+                raise
+        outcome.xcoms = self._xcoms_of(task, result)
+        outcome.end = TryEnd.SUCCESS
+        task_logger.info(
+            "Marking task as SUCCESS. dag_id=%s, task_id=%s", task.dag_id, task.task_id
+        )
+
+    def _xcoms_of(self, task: BaseOperator, result: Any) -> list[tuple[str, Any]]:
+        if not task.do_xcom_push or result is None:
+            return []
+        limit = self.settings.xcom_max_size_bytes
+        where = f"the return value of task {task.task_id!r}"
+        pushed = [(xcom.RETURN_VALUE, xcom.encode_value(result, max_bytes=limit, where=where))]
+        if task.multiple_outputs:
+            if not isinstance(result, dict) or not all(isinstance(k, str) for k in result):
+                raise TypeError(
+                    f"task {task.task_id!r} has multiple_outputs=True and must return a dict "
+                    f"with string keys, not {type(result).__name__}"
+                )
+            pushed.extend(
+                (k, xcom.encode_value(v, max_bytes=limit, where=where)) for k, v in result.items()
+            )
+        return pushed
+
+    def _runtime_ti(
+        self, request: TryRequest, ti_id: str, run: DagRunView, task: BaseOperator
+    ) -> RuntimeTaskInstance:
+        return RuntimeTaskInstance(
+            id=ti_id,
+            dag_id=request.dag_id,
+            run_id=request.run_id,
+            task_id=request.task_id,
+            map_index=request.map_index,
+            try_number=request.try_number,
+            max_tries=task.retries,
+            hostname=self.hostname,
+            start_date=utcnow(),
+            dag_run=run,
+            task=task,
+            factory=self.factory,
+            xcom_max_bytes=self.settings.xcom_max_size_bytes,
+        )
+
+    def _context(
+        self, dag: Any, task: BaseOperator, ti: RuntimeTaskInstance, run: DagRunView
+    ) -> dict[str, Any]:
+        params = dag.params.merged(task.params).resolve(run.conf)
+        context = base_context(
+            dag=dag,
+            task=task,
+            ti=ti,
+            dag_run=run,
+            params=params,
+            logical_date=run.logical_date,
+            data_interval_start=run.data_interval_start,
+            data_interval_end=run.data_interval_end,
+        )
+        context["conf"] = self.settings
+        return context
+
+    def _log_end(self, request: TryRequest, outcome: TryOutcome) -> None:
+        error = outcome.error
+        if outcome.end is TryEnd.SKIPPED:
+            task_logger.info("Task skipped: %s", error)
+        elif outcome.end is TryEnd.RESCHEDULED:
+            task_logger.info("Rescheduled to %s", outcome.reschedule_at)
+        else:
+            task_logger.error("Task failed with exception", exc_info=error)
+
+    # --- recording the end ------------------------------------------------------------
+
+    def _record(self, request: TryRequest, ti_id: str, outcome: TryOutcome) -> TaskInstanceState:
+        now = utcnow()
+        task = outcome.task
+        policy = (
+            RetryPolicy(
+                retries=task.retries,
+                retry_delay=task.retry_delay,
+                retry_exponential_backoff=task.retry_exponential_backoff,
+                max_retry_delay=task.max_retry_delay,
+            )
+            if task is not None
+            else RetryPolicy(retries=0)
+        )
+        transition = resolve_try_end(
+            outcome.end,
+            try_number=request.try_number,
+            policy=policy,
+            now=now,
+            jitter_key=f"{request.dag_id}.{request.task_id}.{request.run_id}.{request.map_index}",
+            reschedule_at=outcome.reschedule_at,
+        )
+        check_transition(TI.RUNNING, transition.state)
+        with session_scope(self.factory) as session:
+            row = session.scalar(
+                select(TaskInstance).where(TaskInstance.id == ti_id).with_for_update()
+            )
+            if row is None or row.state != str(TI.RUNNING) or row.try_number != request.try_number:
+                current = None if row is None else row.state
+                task_logger.warning(
+                    "%s was changed to %s while it ran; its own end (%s) is not recorded",
+                    request,
+                    current,
+                    transition.state,
+                )
+                return TI(current) if current else transition.state
+            row.state = str(transition.state)
+            row.end_date = now
+            row.duration = (now - row.start_date).total_seconds() if row.start_date else None
+            row.next_try_at = transition.next_try_at
+            row.rendered_fields = outcome.rendered_fields
+            if transition.state is TI.SUCCESS:
+                self._store_success(session, row, outcome)
+        task_logger.info("Try %s ended: %s", request.try_number, transition.state)
+        if transition.next_try_at is not None:
+            task_logger.info("Next try not before %s", transition.next_try_at.isoformat())
+        return transition.state
+
+    def _store_success(self, session: Session, row: TaskInstance, outcome: TryOutcome) -> None:
+        ti = outcome.runtime_ti
+        if ti is None:  # pragma: no cover - success implies the task was set up
+            return
+        for key, value in outcome.xcoms:
+            xcom.set_xcom(
+                session,
+                dag_run_pk=ti.dag_run.id,
+                dag_id=row.dag_id,
+                run_id=row.run_id,
+                task_id=row.task_id,
+                map_index=row.map_index,
+                key=key,
+                value=value,
+            )
+            xcom.record_map_length(
+                session,
+                dag_id=row.dag_id,
+                run_id=row.run_id,
+                task_id=row.task_id,
+                map_index=row.map_index,
+                key=key,
+                value=value,
+            )
+        if ti.pending_skips:
+            session.execute(
+                update(TaskInstance)
+                .where(
+                    TaskInstance.dag_id == row.dag_id,
+                    TaskInstance.run_id == row.run_id,
+                    TaskInstance.task_id.in_(sorted(ti.pending_skips)),
+                    TaskInstance.state.is_(None) | (TaskInstance.state == str(TI.SCHEDULED)),
+                )
+                .values(state=str(TI.SKIPPED), start_date=utcnow(), end_date=utcnow())
+            )
+
+    def _callbacks(
+        self, request: TryRequest, outcome: TryOutcome, state: TaskInstanceState
+    ) -> None:
+        task, context = outcome.task, outcome.context
+        if task is None or context is None:
+            return
+        name = {
+            TI.SUCCESS: "on_success_callback",
+            TI.FAILED: "on_failure_callback",
+            TI.UP_FOR_RETRY: "on_retry_callback",
+            TI.SKIPPED: "on_skipped_callback",
+        }.get(state)
+        if name is None:
+            return
+        if outcome.error is not None:
+            context["exception"] = outcome.error
+        if outcome.runtime_ti is not None:
+            outcome.runtime_ti.state = str(state)
+        _call_all(getattr(task, name), context, name)
+
+
+def _call_all(callbacks: list[Any], context: dict[str, Any], name: str) -> None:
+    for callback in callbacks:
+        try:
+            callback(context)
+        except Exception:
+            task_logger.exception("%s %r failed", name, callback)
+
+
+def _seconds(value: Any) -> float | None:
+    return None if value is None else float(value.total_seconds())
+
+
+def _unixname() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # pragma: no cover - containers without a passwd entry
+        return str(os.getuid())
+
+
+__all__ = ["TaskRunner", "TryRequest", "TryResult", "classify", "sys"]
