@@ -40,6 +40,17 @@ def register(commands: Commands) -> None:
         "show", _show, "Print a DAG's tasks as a dependency tree.", group="dags"
     )
     parser.add_argument("dag_id")
+    parser = commands.command("details", _details, "Show a DAG's settings.", group="dags")
+    parser.add_argument("dag_id")
+    add_output_option(parser)
+    parser = commands.command(
+        "next-execution", _next_execution, "Print the next logical dates of a DAG.", group="dags"
+    )
+    parser.add_argument("dag_id")
+    parser.add_argument("-n", "--num-executions", type=int, default=1, help="how many (default 1)")
+    parser = commands.command("list", _tasks_list, "List the tasks of a DAG.", group="tasks")
+    parser.add_argument("dag_id")
+    parser.add_argument("-t", "--tree", action="store_true", help="as a dependency tree")
     parser = commands.command(
         "test", _dags_test, "Run a DAG once, in this process, and report each task.", group="dags"
     )
@@ -193,17 +204,100 @@ def _reserialize(_args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def _show(args: argparse.Namespace, ctx: CliContext) -> int:
+    dag = _serialized(ctx, args.dag_id)
+    print(f"<DAG: {dag.dag_id}>  schedule: {dag.raw['timetable_summary']}")
+    for line in dependency_tree(dag):
+        print(line)
+    return 0
+
+
+def _serialized(ctx: CliContext, dag_id: str) -> Any:
     from scheduler.dag_test import find_parsed_dag
     from tradewind.dagruns import latest_version
     from tradewind.db import read_session
     from tradewind.models.base import utcnow
     from tradewind.serialization import SerializedDag
 
-    find_parsed_dag(ctx.session_factory, ctx.settings, args.dag_id, now=utcnow())
+    find_parsed_dag(ctx.session_factory, ctx.settings, dag_id, now=utcnow())
     with read_session(ctx.session_factory) as session:
-        dag = SerializedDag.from_dict(latest_version(session, args.dag_id).serialized)
-    print(f"<DAG: {dag.dag_id}>  schedule: {dag.raw['timetable_summary']}")
-    for line in dependency_tree(dag):
+        return SerializedDag.from_dict(latest_version(session, dag_id).serialized)
+
+
+def _details(args: argparse.Namespace, ctx: CliContext) -> int:
+    from tradewind.db import read_session
+    from tradewind.models import DagModel
+
+    dag = _serialized(ctx, args.dag_id)
+    with read_session(ctx.session_factory) as session:
+        model = session.get(DagModel, args.dag_id)
+        paused = model.is_paused if model else None
+        fileloc = model.fileloc if model else None
+    raw = dag.raw
+    fields = {
+        "dag_id": dag.dag_id,
+        "fileloc": fileloc,
+        "is_paused": paused,
+        "description": raw["description"],
+        "owners": raw["owner"],
+        "tags": raw["tags"],
+        "timetable_summary": raw["timetable_summary"],
+        "timetable_description": raw["timetable_description"],
+        "timezone": raw["timezone"],
+        "start_date": raw["start_date"],
+        "end_date": raw["end_date"],
+        "catchup": raw["catchup"],
+        "max_active_runs": raw["max_active_runs"],
+        "max_active_tasks": raw["max_active_tasks"],
+        "dagrun_timeout": raw["dagrun_timeout"],
+        "params": {name: p["value"] for name, p in raw["params"].items()},
+        "task_count": len(dag.tasks),
+    }
+    if args.output == "table":
+        render([{"property": k, "value": v} for k, v in fields.items()], "table")
+    else:
+        render([fields], args.output)
+    return 0
+
+
+def _next_execution(args: argparse.Namespace, ctx: CliContext) -> int:
+    from sqlalchemy import select
+
+    from tradewind.db import read_session
+    from tradewind.models import DagRun
+    from tradewind.models.base import utcnow
+    from tradewind.schedules import DagRunInfo, DataInterval, TimeRestriction, next_runs
+
+    dag = _serialized(ctx, args.dag_id)
+    if not dag.schedule.can_be_scheduled:
+        print(f"DAG {args.dag_id} has no schedule (schedule=None): it runs only when triggered.")
+        return 0
+    with read_session(ctx.session_factory) as session:
+        last = session.scalars(
+            select(DagRun)
+            .where(DagRun.dag_id == args.dag_id, DagRun.run_type == "scheduled")
+            .order_by(DagRun.logical_date.desc())
+            .limit(1)
+        ).first()
+    last_info = None
+    if last is not None and last.data_interval_start and last.data_interval_end:
+        interval = DataInterval(last.data_interval_start, last.data_interval_end)
+        last_info = DagRunInfo(last.run_after, last.logical_date, interval)
+    restriction = TimeRestriction(dag.start_date, dag.end_date, dag.catchup)
+    runs = next_runs(
+        dag.schedule, restriction, now=utcnow(), count=args.num_executions, last_automated=last_info
+    )
+    for info in runs:
+        when = info.logical_date or info.run_after
+        print(when.isoformat())
+    if not runs:
+        print("None")
+    return 0
+
+
+def _tasks_list(args: argparse.Namespace, ctx: CliContext) -> int:
+    dag = _serialized(ctx, args.dag_id)
+    lines = dependency_tree(dag) if args.tree else sorted(dag.tasks)
+    for line in lines:
         print(line)
     return 0
 
