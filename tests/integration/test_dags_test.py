@@ -364,3 +364,50 @@ def test_cli_exit_codes_and_output(
 
 def test_tradewind_error_is_the_base(settings: Settings) -> None:
     assert issubclass(DagNotFound, TradewindError)
+
+
+def test_unstorable_return_values_fail_the_task_clearly(
+    dags_folder: Path,
+    side_file: Path,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write_dag(
+        dags_folder,
+        side_file,
+        "values",
+        """
+    with DAG("values"):
+        @task
+        def a_set():
+            return {1, 2}
+
+        @task
+        def too_big():
+            return "x" * 5000
+
+        @task
+        def templated():
+            return None
+
+        a_set()
+        too_big()
+        BashOperator(task_id="uses_var", bash_command="echo {{ var.value.region }}")
+        BashOperator(task_id="undefined", bash_command="echo {{ no_such_name }}")
+    """,
+    )
+    monkeypatch.setenv("TRADEWIND_VAR_REGION", "eu-west")
+    monkeypatch.setenv("TRADEWIND_XCOM_MAX_SIZE_BYTES", "1000")
+    from tradewind.settings import get_settings
+
+    result = run_dag_test(session_factory, get_settings(), "values", logical_date=DATE, echo=None)
+    got = states(session_factory, "values")
+    assert (got["a_set"], got["too_big"], got["undefined"]) == ("failed", "failed", "failed")
+    assert str(result.state) == "failed"
+    assert xcom_value(session_factory, "values", "uses_var") == "eu-west"
+    with session_factory() as session:
+        log = "".join(session.scalars(select(LogChunk.content).where(LogChunk.dag_id == "values")))
+    assert "not JSON-serialisable" in log
+    assert "more than the limit of 1000" in log
+    assert "'no_such_name' is undefined" in log
