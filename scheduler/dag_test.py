@@ -140,10 +140,30 @@ def _drive(
             for request in step.to_run:
                 runner.run(request)
             continue
-        _wait_for_next_try(factory, dag_id, run_id)
+        if not _wait_for_next_try(factory, dag_id, run_id):
+            return _give_up(factory, dag_id, run_id)
 
 
-def _wait_for_next_try(factory: sessionmaker[Session], dag_id: str, run_id: str) -> None:
+STUCK_NOTE = (
+    "dags test stopped: no task can run (depends_on_past on a failed earlier run, "
+    "or a per-run limit); the run is marked failed"
+)
+
+
+def _give_up(factory: sessionmaker[Session], dag_id: str, run_id: str) -> DagRunState:
+    """A test run nothing can advance ends failed (with a note) rather than hang."""
+    logger.error("%s: %s", dag_id, STUCK_NOTE)
+    with session_scope(factory) as session:
+        run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+        if run is not None:
+            run.state = str(DagRunState.FAILED)
+            run.end_date = utcnow()
+            run.note = STUCK_NOTE
+    return DagRunState.FAILED
+
+
+def _wait_for_next_try(factory: sessionmaker[Session], dag_id: str, run_id: str) -> bool:
+    """Sleep until the earliest retry is due; False when nothing will ever be due."""
     with session_scope(factory) as session:
         due = session.scalar(
             select(func.min(TaskInstance.next_try_at)).where(
@@ -154,14 +174,12 @@ def _wait_for_next_try(factory: sessionmaker[Session], dag_id: str, run_id: str)
             )
         )
     if due is None:
-        raise TradewindError(
-            f"run {run_id!r} of {dag_id!r} cannot make progress (no task can run; "
-            "check depends_on_past and per-run limits)"
-        )
+        return False
     delay = (due - utcnow()).total_seconds()
     if delay > 0:
         logger.warning("Waiting %.1f s for the next try (retry delay)", delay)
         time.sleep(delay)
+    return True
 
 
 def _dag_callbacks(

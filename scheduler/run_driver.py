@@ -74,7 +74,8 @@ def advance_run(session: Session, run: DagRun, *, now: datetime) -> StepResult:
         )
         for r in rows
     ]
-    plan = plan_run(dag, snapshots, now=now, map_lengths=lengths)
+    past = _past_states(session, run) if _uses_past(dag) else None
+    plan = plan_run(dag, snapshots, now=now, map_lengths=lengths, past_states=past)
     if run.state == str(DagRunState.QUEUED):
         run.state = str(DagRunState.RUNNING)
         run.start_date = now
@@ -89,6 +90,30 @@ def advance_run(session: Session, run: DagRun, *, now: datetime) -> StepResult:
         run.end_date = now
         result.finished = plan.run_state
     return result
+
+
+def _uses_past(dag: SerializedDag) -> bool:
+    return any(spec.depends_on_past for spec in dag.tasks.values())
+
+
+def _past_states(session: Session, run: DagRun) -> dict[tuple[str, int], TI | None] | None:
+    """Instance states of the run before this one (by logical date), or None if none."""
+    if run.logical_date is None:
+        return None
+    previous = session.scalar(
+        select(DagRun.run_id)
+        .where(DagRun.dag_id == run.dag_id, DagRun.logical_date < run.logical_date)
+        .order_by(DagRun.logical_date.desc())
+        .limit(1)
+    )
+    if previous is None:
+        return None
+    rows = session.execute(
+        select(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state).where(
+            TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == previous
+        )
+    )
+    return {(t, m): TI(s) if s else None for t, m, s in rows}
 
 
 def _expand(

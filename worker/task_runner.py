@@ -309,7 +309,38 @@ class TaskRunner:
             data_interval_end=run.data_interval_end,
         )
         context["conf"] = self.settings
+        context.update(self._previous_success(run))
         return context
+
+    def _previous_success(self, run: DagRunView) -> dict[str, Any]:
+        """Airflow's prev_*_success values: the last successful run before this one."""
+        values: dict[str, Any] = dict.fromkeys(
+            (
+                "prev_data_interval_start_success",
+                "prev_data_interval_end_success",
+                "prev_start_date_success",
+                "prev_end_date_success",
+            )
+        )
+        if run.logical_date is None:
+            return values
+        with session_scope(self.factory) as session:
+            previous = session.scalar(
+                select(DagRun)
+                .where(
+                    DagRun.dag_id == run.dag_id,
+                    DagRun.state == "success",
+                    DagRun.logical_date < run.logical_date,
+                )
+                .order_by(DagRun.logical_date.desc())
+                .limit(1)
+            )
+            if previous is not None:
+                values["prev_data_interval_start_success"] = previous.data_interval_start
+                values["prev_data_interval_end_success"] = previous.data_interval_end
+                values["prev_start_date_success"] = previous.start_date
+                values["prev_end_date_success"] = previous.end_date
+        return values
 
     def _log_end(self, request: TryRequest, outcome: TryOutcome) -> None:
         error = outcome.error

@@ -411,3 +411,52 @@ def test_unstorable_return_values_fail_the_task_clearly(
     assert "not JSON-serialisable" in log
     assert "more than the limit of 1000" in log
     assert "'no_such_name' is undefined" in log
+
+
+def test_depends_on_past_and_previous_success_context(
+    dags_folder: Path, side_file: Path, settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    write_dag(
+        dags_folder,
+        side_file,
+        "history",
+        """
+    import os
+
+    def work(prev_start_date_success, ds):
+        mark(f"{ds} prev={prev_start_date_success is not None}")
+        if os.environ.get("HISTORY_FAIL") == ds:
+            raise RuntimeError("bad day")
+
+    with DAG("history"):
+        PythonOperator(task_id="work", python_callable=work, depends_on_past=True)
+    """,
+    )
+    import os
+
+    first = run_dag_test(session_factory, settings, "history", logical_date=DATE, echo=None)
+    assert str(first.state) == "success"
+    os.environ["HISTORY_FAIL"] = "2024-01-03"
+    try:
+        second = run_dag_test(
+            session_factory,
+            settings,
+            "history",
+            logical_date=datetime(2024, 1, 3, tzinfo=UTC),
+            echo=None,
+        )
+    finally:
+        del os.environ["HISTORY_FAIL"]
+    assert str(second.state) == "failed"
+    third = run_dag_test(
+        session_factory,
+        settings,
+        "history",
+        logical_date=datetime(2024, 1, 4, tzinfo=UTC),
+        echo=None,
+    )
+    assert str(third.state) == "failed"  # blocked by the failed 01-03: it ends, never hangs
+    with session_factory() as session:
+        note = session.scalar(select(DagRun.note).where(DagRun.run_id == third.run_id))
+    assert "depends_on_past" in (note or "")
+    assert side_file.read_text().splitlines() == ["2024-01-02 prev=False", "2024-01-03 prev=True"]
