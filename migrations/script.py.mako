@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import tradewind.models.base
+import tradewind.models.base  # noqa: F401 - autogenerate renders our column types
 ${imports if imports else ""}
 
 revision: str = ${repr(up_revision)}

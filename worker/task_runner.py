@@ -37,6 +37,7 @@ from tradewind.serialization import jsonable
 from tradewind.state import (
     RetryPolicy,
     TaskInstanceState,
+    Transition,
     TryEnd,
     check_transition,
     resolve_try_end,
@@ -375,6 +376,24 @@ class TaskRunner:
             reschedule_at=outcome.reschedule_at,
         )
         check_transition(TI.RUNNING, transition.state)
+        try:
+            return self._write_end(request, ti_id, outcome, transition, now)
+        except Exception as exc:
+            if outcome.end is not TryEnd.SUCCESS:
+                raise
+            # The code succeeded but its results could not be stored: the try failed.
+            task_logger.exception("Could not record the results of %s", request)
+            outcome.end, outcome.error, outcome.xcoms = TryEnd.FAILED, exc, []
+            return self._record(request, ti_id, outcome)
+
+    def _write_end(
+        self,
+        request: TryRequest,
+        ti_id: str,
+        outcome: TryOutcome,
+        transition: Transition,
+        now: datetime,
+    ) -> TaskInstanceState:
         with session_scope(self.factory) as session:
             row = session.scalar(
                 select(TaskInstance).where(TaskInstance.id == ti_id).with_for_update()

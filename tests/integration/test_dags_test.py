@@ -460,3 +460,35 @@ def test_depends_on_past_and_previous_success_context(
         note = session.scalar(select(DagRun.note).where(DagRun.run_id == third.run_id))
     assert "depends_on_past" in (note or "")
     assert side_file.read_text().splitlines() == ["2024-01-02 prev=False", "2024-01-03 prev=True"]
+
+
+def test_none_is_a_storable_xcom_value(
+    dags_folder: Path, side_file: Path, settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    write_dag(
+        dags_folder,
+        side_file,
+        "nones",
+        """
+    from typing import Any
+
+    with DAG("nones"):
+        PythonOperator(task_id="push_none", python_callable=lambda ti: ti.xcom_push("k", None))
+
+        @task
+        def report() -> dict[str, Any]:
+            return {"version": None, "deployed": False}
+
+        @task
+        def read(values):
+            mark(repr(values))
+
+        read(report()["version"])
+    """,
+    )
+    result = run_dag_test(session_factory, settings, "nones", logical_date=DATE, echo=None)
+    assert str(result.state) == "success"
+    assert side_file.read_text().splitlines() == ["None"]
+    with session_factory() as session:
+        keys = set(session.scalars(select(XCom.key).where(XCom.dag_id == "nones")))
+    assert {"k", "version", "deployed"} <= keys

@@ -26,5 +26,5 @@ class XCom(Base):
     task_id: Mapped[str] = mapped_column(String(ID_LENGTH))
     map_index: Mapped[int] = mapped_column(Integer, default=-1)
     key: Mapped[str] = mapped_column(String(512))
-    value: Mapped[Any] = mapped_column(JsonText)
+    value: Mapped[Any] = mapped_column(JsonText, nullable=True)  # NULL is JSON null
     timestamp: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
