@@ -12,28 +12,19 @@ import getpass
 import logging
 import os
 import socket
-import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy import select, update
 
 from tradewind import xcom
 from tradewind.db import session_scope
 from tradewind.errors import (
-    TaskDefer,
-    TaskFail,
-    TaskReschedule,
-    TaskRetry,
-    TaskSkip,
-    TaskTimeout,
     TradewindError,
 )
 from tradewind.models import DagRun, DagVersion, TaskInstance
 from tradewind.models.base import utcnow
-from tradewind.sdk.context import base_context
-from tradewind.serialization import jsonable
 from tradewind.state import (
     RetryPolicy,
     TaskInstanceState,
@@ -43,14 +34,13 @@ from tradewind.state import (
     resolve_try_end,
 )
 from worker.dag_cache import DagFileCache
+from worker.execution import TryExecution, TryOutcome
 from worker.logs import TryIdentity, TryLogHandler, capture
-from worker.runtime import DagRunView, RuntimeTaskInstance
-from worker.timeout import execution_timeout
+from worker.runtime import DagRunView
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
-    from tradewind.sdk.baseoperator import BaseOperator
     from tradewind.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -73,20 +63,6 @@ class TryRequest:
         return f"{self.dag_id}.{self.task_id}{index} run={self.run_id} try={self.try_number}"
 
 
-@dataclass
-class TryOutcome:
-    """How the code of a try ended, before it is recorded."""
-
-    end: TryEnd
-    error: BaseException | None = None
-    reschedule_at: datetime | None = None
-    xcoms: list[tuple[str, Any]] = field(default_factory=list)
-    rendered_fields: dict[str, Any] | None = None
-    task: BaseOperator | None = None
-    context: dict[str, Any] | None = None
-    runtime_ti: RuntimeTaskInstance | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class TryResult:
     """What happened to a requested try."""
@@ -95,23 +71,6 @@ class TryResult:
     state: TaskInstanceState | None
     ran: bool
     error: str | None = None
-
-
-_END_OF_EXCEPTION: list[tuple[type[BaseException], TryEnd]] = [
-    (TaskSkip, TryEnd.SKIPPED),
-    (TaskFail, TryEnd.FAILED_NO_RETRY),
-    (TaskRetry, TryEnd.RETRY_REQUESTED),
-    (TaskReschedule, TryEnd.RESCHEDULED),
-    (TaskDefer, TryEnd.DEFERRED),
-    (TaskTimeout, TryEnd.TIMED_OUT),
-]
-
-
-def classify(error: BaseException) -> TryEnd:
-    for kind, end in _END_OF_EXCEPTION:
-        if isinstance(error, kind):
-            return end
-    return TryEnd.FAILED
 
 
 class TaskRunner:
@@ -130,6 +89,7 @@ class TaskRunner:
         self.dags = dags or DagFileCache()
         self.echo = echo
         self.hostname = socket.getfqdn()
+        self.execution = TryExecution(factory, settings, self.dags, self.hostname)
 
     # --- the whole try --------------------------------------------------------------
 
@@ -159,9 +119,9 @@ class TaskRunner:
                 task_logger.info(
                     "Running %s on host %s, pid %s", request, self.hostname, os.getpid()
                 )
-                outcome = self._execute(request, ti_id, run, fileloc)
+                outcome = self.execution.execute(request, ti_id, run, fileloc)
                 state = self._record(request, ti_id, outcome)
-                self._callbacks(request, outcome, state)
+                self.execution.run_callbacks(request, outcome, state)
         finally:
             handler.close()
         error = f"{type(outcome.error).__name__}: {outcome.error}" if outcome.error else None
@@ -214,143 +174,6 @@ class TaskRunner:
             )
 
     # --- running the code -----------------------------------------------------------
-
-    def _execute(
-        self, request: TryRequest, ti_id: str, run: DagRunView, fileloc: str
-    ) -> TryOutcome:
-        outcome = TryOutcome(end=TryEnd.FAILED)
-        try:
-            dag = self.dags.get(fileloc, request.dag_id)
-            task = dag.get_task(request.task_id)
-            runtime_ti = self._runtime_ti(request, ti_id, run, task)
-            context = self._context(dag, task, runtime_ti, run)
-            outcome.task, outcome.context, outcome.runtime_ti = task, context, runtime_ti
-            with session_scope(self.factory) as session:
-                xcom.clear_xcoms(
-                    session, dag_run_pk=run.id, task_id=task.task_id, map_index=request.map_index
-                )
-            if task.is_mapped:
-                task = task.unmap(context, request.map_index)  # type: ignore[attr-defined]
-                context["task"] = runtime_ti.task = outcome.task = task
-            self._run_code(task, context, outcome)
-        except BaseException as error:
-            if isinstance(error, KeyboardInterrupt):
-                raise
-            outcome.end, outcome.error = classify(error), error
-            if isinstance(error, TaskReschedule):
-                outcome.reschedule_at = error.reschedule_at  # type: ignore[assignment]
-            self._log_end(request, outcome)
-        return outcome
-
-    def _run_code(self, task: BaseOperator, context: dict[str, Any], outcome: TryOutcome) -> None:
-        _call_all(task.on_execute_callback, context, "on_execute_callback")  # type: ignore[attr-defined]
-        outcome.rendered_fields = jsonable(task.render_template_fields(context))
-        with execution_timeout(_seconds(task.execution_timeout)):
-            try:
-                task.pre_execute(context)
-                result = task.execute(context)
-                task.post_execute(context, result)
-            except TaskTimeout:
-                task.on_kill()
-                raise
-        outcome.xcoms = self._xcoms_of(task, result)
-        outcome.end = TryEnd.SUCCESS
-        task_logger.info(
-            "Marking task as SUCCESS. dag_id=%s, task_id=%s", task.dag_id, task.task_id
-        )
-
-    def _xcoms_of(self, task: BaseOperator, result: Any) -> list[tuple[str, Any]]:
-        if not task.do_xcom_push or result is None:
-            return []
-        limit = self.settings.xcom_max_size_bytes
-        where = f"the return value of task {task.task_id!r}"
-        pushed = [(xcom.RETURN_VALUE, xcom.encode_value(result, max_bytes=limit, where=where))]
-        if task.multiple_outputs:
-            if not isinstance(result, dict) or not all(isinstance(k, str) for k in result):
-                raise TypeError(
-                    f"task {task.task_id!r} has multiple_outputs=True and must return a dict "
-                    f"with string keys, not {type(result).__name__}"
-                )
-            pushed.extend(
-                (k, xcom.encode_value(v, max_bytes=limit, where=where)) for k, v in result.items()
-            )
-        return pushed
-
-    def _runtime_ti(
-        self, request: TryRequest, ti_id: str, run: DagRunView, task: BaseOperator
-    ) -> RuntimeTaskInstance:
-        return RuntimeTaskInstance(
-            id=ti_id,
-            dag_id=request.dag_id,
-            run_id=request.run_id,
-            task_id=request.task_id,
-            map_index=request.map_index,
-            try_number=request.try_number,
-            max_tries=task.retries,
-            hostname=self.hostname,
-            start_date=utcnow(),
-            dag_run=run,
-            task=task,
-            factory=self.factory,
-            xcom_max_bytes=self.settings.xcom_max_size_bytes,
-        )
-
-    def _context(
-        self, dag: Any, task: BaseOperator, ti: RuntimeTaskInstance, run: DagRunView
-    ) -> dict[str, Any]:
-        params = dag.params.merged(task.params).resolve(run.conf)
-        context = base_context(
-            dag=dag,
-            task=task,
-            ti=ti,
-            dag_run=run,
-            params=params,
-            logical_date=run.logical_date,
-            data_interval_start=run.data_interval_start,
-            data_interval_end=run.data_interval_end,
-        )
-        context["conf"] = self.settings
-        context.update(self._previous_success(run))
-        return context
-
-    def _previous_success(self, run: DagRunView) -> dict[str, Any]:
-        """Airflow's prev_*_success values: the last successful run before this one."""
-        values: dict[str, Any] = dict.fromkeys(
-            (
-                "prev_data_interval_start_success",
-                "prev_data_interval_end_success",
-                "prev_start_date_success",
-                "prev_end_date_success",
-            )
-        )
-        if run.logical_date is None:
-            return values
-        with session_scope(self.factory) as session:
-            previous = session.scalar(
-                select(DagRun)
-                .where(
-                    DagRun.dag_id == run.dag_id,
-                    DagRun.state == "success",
-                    DagRun.logical_date < run.logical_date,
-                )
-                .order_by(DagRun.logical_date.desc())
-                .limit(1)
-            )
-            if previous is not None:
-                values["prev_data_interval_start_success"] = previous.data_interval_start
-                values["prev_data_interval_end_success"] = previous.data_interval_end
-                values["prev_start_date_success"] = previous.start_date
-                values["prev_end_date_success"] = previous.end_date
-        return values
-
-    def _log_end(self, request: TryRequest, outcome: TryOutcome) -> None:
-        error = outcome.error
-        if outcome.end is TryEnd.SKIPPED:
-            task_logger.info("Task skipped: %s", error)
-        elif outcome.end is TryEnd.RESCHEDULED:
-            task_logger.info("Rescheduled to %s", outcome.reschedule_at)
-        else:
-            task_logger.error("Task failed with exception", exc_info=error)
 
     # --- recording the end ------------------------------------------------------------
 
@@ -455,38 +278,6 @@ class TaskRunner:
                 .values(state=str(TI.SKIPPED), start_date=utcnow(), end_date=utcnow())
             )
 
-    def _callbacks(
-        self, request: TryRequest, outcome: TryOutcome, state: TaskInstanceState
-    ) -> None:
-        task, context = outcome.task, outcome.context
-        if task is None or context is None:
-            return
-        name = {
-            TI.SUCCESS: "on_success_callback",
-            TI.FAILED: "on_failure_callback",
-            TI.UP_FOR_RETRY: "on_retry_callback",
-            TI.SKIPPED: "on_skipped_callback",
-        }.get(state)
-        if name is None:
-            return
-        if outcome.error is not None:
-            context["exception"] = outcome.error
-        if outcome.runtime_ti is not None:
-            outcome.runtime_ti.state = str(state)
-        _call_all(getattr(task, name), context, name)
-
-
-def _call_all(callbacks: list[Any], context: dict[str, Any], name: str) -> None:
-    for callback in callbacks:
-        try:
-            callback(context)
-        except Exception:
-            task_logger.exception("%s %r failed", name, callback)
-
-
-def _seconds(value: Any) -> float | None:
-    return None if value is None else float(value.total_seconds())
-
 
 def _unixname() -> str:
     try:
@@ -495,4 +286,4 @@ def _unixname() -> str:
         return str(os.getuid())
 
 
-__all__ = ["TaskRunner", "TryRequest", "TryResult", "classify", "sys"]
+__all__ = ["TaskRunner", "TryRequest", "TryResult"]

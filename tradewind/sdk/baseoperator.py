@@ -15,14 +15,25 @@ Write an operator by subclassing it and implementing ``execute(context)``::
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from tradewind.errors import DagDefinitionError
 from tradewind.sdk import _context
+from tradewind.sdk._operator_args import (
+    BASE_DEFAULTS,
+    CALLBACK_ARGS,
+    DEFAULT_POOL,
+    DEFAULT_QUEUE,
+    WEIGHT_RULES,
+    accepted_args,
+    apply_defaults,
+    as_list,
+    as_optional_timedelta,
+    as_timedelta,
+    callbacks,
+)
 from tradewind.sdk.dag import DAG, reject_unknown, validate_id
 from tradewind.sdk.dependencies import DependencyMixin
 from tradewind.sdk.params import ParamsDict
@@ -32,142 +43,6 @@ if TYPE_CHECKING:
     from tradewind.sdk.mapped import OperatorPartial
     from tradewind.sdk.taskgroup import TaskGroup
     from tradewind.sdk.xcom_arg import XComArg
-
-DEFAULT_POOL = "default_pool"
-DEFAULT_QUEUE = "default"
-WEIGHT_RULES = ("downstream", "upstream", "absolute")
-
-Callback = Callable[[dict[str, Any]], Any]
-
-# Arguments BaseOperator accepts, with Airflow's defaults.
-_BASE_DEFAULTS: dict[str, Any] = {
-    "owner": "airflow",
-    "email": None,
-    "email_on_retry": True,
-    "email_on_failure": True,
-    "retries": 0,
-    "retry_delay": timedelta(seconds=300),
-    "retry_exponential_backoff": False,
-    "max_retry_delay": None,
-    "start_date": None,
-    "end_date": None,
-    "depends_on_past": False,
-    "ignore_first_depends_on_past": True,
-    "wait_for_past_depends_before_skipping": False,
-    "wait_for_downstream": False,
-    "params": None,
-    "priority_weight": 1,
-    "weight_rule": "downstream",
-    "queue": DEFAULT_QUEUE,
-    "pool": None,
-    "pool_slots": 1,
-    "execution_timeout": None,
-    "on_execute_callback": None,
-    "on_failure_callback": None,
-    "on_success_callback": None,
-    "on_retry_callback": None,
-    "on_skipped_callback": None,
-    "trigger_rule": TriggerRule.ALL_SUCCESS,
-    "max_active_tis_per_dag": None,
-    "max_active_tis_per_dagrun": None,
-    "executor": None,
-    "executor_config": None,
-    "do_xcom_push": True,
-    "multiple_outputs": False,
-    "inlets": None,
-    "outlets": None,
-    "doc": None,
-    "doc_md": None,
-    "doc_json": None,
-    "doc_yaml": None,
-    "doc_rst": None,
-    "task_display_name": None,
-    "run_as_user": None,
-    "resources": None,
-    "map_index_template": None,
-}
-_CALLBACK_ARGS = ("on_execute", "on_failure", "on_success", "on_retry", "on_skipped")
-
-
-def _accepted_args(cls: type) -> frozenset[str]:
-    """Every keyword any ``__init__`` in the class's MRO accepts (for default_args)."""
-    cached = cls.__dict__.get("_accepted_args_cache")
-    if cached is not None:
-        return cached  # type: ignore[no-any-return]
-    names: set[str] = set(_BASE_DEFAULTS) | {"task_id", "dag", "task_group", "default_args"}
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None or klass is object:
-            continue
-        for param in inspect.signature(init).parameters.values():
-            if param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL) and param.name != "self":
-                names.add(param.name)
-    result = frozenset(names)
-    cls._accepted_args_cache = result  # type: ignore[attr-defined]
-    return result
-
-
-def _merge_default_args(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
-    dag = kwargs.get("dag") or _context.current_dag()
-    group = kwargs.get("task_group") or _context.current_group()
-    defaults: dict[str, Any] = {}
-    if dag is not None:
-        defaults.update(dag.default_args)
-    if group is not None:
-        defaults.update(group.inherited_default_args())
-    defaults.update(kwargs.pop("default_args", None) or {})
-    accepted = _accepted_args(cls)
-    merged = dict(kwargs)
-    for name, value in defaults.items():
-        if name in accepted and name not in merged:
-            merged[name] = value
-    if "params" in defaults and "params" in kwargs:
-        merged["params"] = {**defaults["params"], **(kwargs["params"] or {})}
-    return merged
-
-
-def _check_arguments(cls: type, kwargs: dict[str, Any]) -> None:
-    accepted = _accepted_args(cls)
-    unknown = set(kwargs) - accepted
-    if unknown:
-        task_id = kwargs.get("task_id")
-        name = f"{cls.__name__} {task_id!r}" if task_id else cls.__name__
-        reject_unknown(name, unknown, accepted, _context.definition_site())
-
-
-def _apply_defaults(init: Callable[..., None]) -> Callable[..., None]:
-    @functools.wraps(init)
-    def wrapper(self: BaseOperator, *args: Any, **kwargs: Any) -> None:
-        if args:
-            raise DagDefinitionError(
-                f"{type(self).__name__} takes keyword arguments only (task_id=..., ...)",
-                filename=_context.definition_site()[0],
-                lineno=_context.definition_site()[1],
-            )
-        depth = self.__dict__.get("_init_depth", 0)
-        if depth == 0:
-            _check_arguments(type(self), kwargs)
-            if not _context.unmapping():
-                kwargs = _merge_default_args(type(self), kwargs)
-        self.__dict__["_init_depth"] = depth + 1
-        try:
-            init(self, **kwargs)
-        except TypeError as exc:
-            if depth > 0 or "required" not in str(exc):
-                raise
-            site = _context.definition_site()
-            raise DagDefinitionError(
-                f"{type(self).__name__} {kwargs.get('task_id', '')!r}: {exc}".replace(" ''", ""),
-                filename=site[0],
-                lineno=site[1],
-            ) from None
-        finally:
-            self.__dict__["_init_depth"] = depth
-        if depth == 0:
-            self._after_init()
-
-    wrapper.__tradewind_defaults__ = True  # type: ignore[attr-defined]
-    return wrapper
 
 
 class BaseOperator(DependencyMixin):
@@ -189,7 +64,7 @@ class BaseOperator(DependencyMixin):
         super().__init_subclass__(**kwargs)
         init = cls.__dict__.get("__init__")
         if init is not None and not getattr(init, "__tradewind_defaults__", False):
-            cls.__init__ = _apply_defaults(init)  # type: ignore[method-assign]
+            cls.__init__ = apply_defaults(init)  # type: ignore[method-assign]
 
     def __init__(
         self,
@@ -201,11 +76,11 @@ class BaseOperator(DependencyMixin):
     ) -> None:
         site = _context.definition_site()
         self.fileloc, self.lineno = site
-        unknown = set(kwargs) - set(_BASE_DEFAULTS)
+        unknown = set(kwargs) - set(BASE_DEFAULTS)
         reject_unknown(
-            f"{type(self).__name__} {task_id!r}", unknown, _accepted_args(type(self)), site
+            f"{type(self).__name__} {task_id!r}", unknown, accepted_args(type(self)), site
         )
-        options = {**_BASE_DEFAULTS, **kwargs}
+        options = {**BASE_DEFAULTS, **kwargs}
         self._set_options(options, site, str(task_id))
         self.upstream_task_ids: set[str] = set()
         self.downstream_task_ids: set[str] = set()
@@ -234,13 +109,13 @@ class BaseOperator(DependencyMixin):
         if not isinstance(o["retries"], int) or isinstance(o["retries"], bool) or o["retries"] < 0:
             raise fail(f"retries must be a non-negative integer, got {o['retries']!r}")
         self.retries: int = o["retries"]
-        self.retry_delay: timedelta = _as_timedelta(o["retry_delay"], "retry_delay", fail)
+        self.retry_delay: timedelta = as_timedelta(o["retry_delay"], "retry_delay", fail)
         backoff = o["retry_exponential_backoff"]
         self.retry_exponential_backoff: float = 2.0 if backoff is True else float(backoff or 0.0)
-        self.max_retry_delay: timedelta | None = _as_optional_timedelta(
+        self.max_retry_delay: timedelta | None = as_optional_timedelta(
             o["max_retry_delay"], "max_retry_delay", fail
         )
-        self.execution_timeout: timedelta | None = _as_optional_timedelta(
+        self.execution_timeout: timedelta | None = as_optional_timedelta(
             o["execution_timeout"], "execution_timeout", fail
         )
 
@@ -268,8 +143,8 @@ class BaseOperator(DependencyMixin):
         if not isinstance(o["pool_slots"], int) or o["pool_slots"] < 1:
             raise fail(f"pool_slots must be an integer >= 1, got {o['pool_slots']!r}")
         self.pool_slots: int = o["pool_slots"]
-        for name in _CALLBACK_ARGS:
-            setattr(self, f"{name}_callback", _callbacks(o[f"{name}_callback"], name, fail))
+        for name in CALLBACK_ARGS:
+            setattr(self, f"{name}_callback", callbacks(o[f"{name}_callback"], name, fail))
         try:
             self.trigger_rule: TriggerRule = TriggerRule(o["trigger_rule"])
         except ValueError:
@@ -295,8 +170,8 @@ class BaseOperator(DependencyMixin):
         self.executor_config: dict[str, Any] = dict(o["executor_config"] or {})
         self.do_xcom_push: bool = bool(o["do_xcom_push"])
         self.multiple_outputs: bool = bool(o["multiple_outputs"])
-        self.inlets: list[Any] = _as_list(o["inlets"])
-        self.outlets: list[Any] = _as_list(o["outlets"])
+        self.inlets: list[Any] = as_list(o["inlets"])
+        self.outlets: list[Any] = as_list(o["outlets"])
         self.doc_md: str | None = o["doc_md"] or o["doc"]
         self.doc_json, self.doc_yaml, self.doc_rst = o["doc_json"], o["doc_yaml"], o["doc_rst"]
         self.run_as_user: str | None = o["run_as_user"]
@@ -391,7 +266,7 @@ class BaseOperator(DependencyMixin):
 
     @property
     def has_callbacks(self) -> bool:
-        return any(getattr(self, f"{name}_callback") for name in _CALLBACK_ARGS)
+        return any(getattr(self, f"{name}_callback") for name in CALLBACK_ARGS)
 
     # --- dependencies ---------------------------------------------------------------
 
@@ -461,40 +336,8 @@ class BaseOperator(DependencyMixin):
 
 
 # Operators without an __init__ of their own (EmptyOperator) still get default_args.
-BaseOperator.__init__ = _apply_defaults(BaseOperator.__init__)  # type: ignore[method-assign]
+BaseOperator.__init__ = apply_defaults(BaseOperator.__init__)  # type: ignore[method-assign]
 
 
 def _dag_id(task: BaseOperator) -> str:
     return repr(task.dag.dag_id) if task.dag else "<none>"
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    if isinstance(value, list | tuple | set):
-        return list(value)
-    return [value]
-
-
-def _as_timedelta(value: Any, name: str, fail: Callable[[str], DagDefinitionError]) -> timedelta:
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return timedelta(seconds=value)
-    raise fail(f"{name} must be a timedelta or a number of seconds, got {value!r}")
-
-
-def _as_optional_timedelta(
-    value: Any, name: str, fail: Callable[[str], DagDefinitionError]
-) -> timedelta | None:
-    return None if value is None else _as_timedelta(value, name, fail)
-
-
-def _callbacks(value: Any, name: str, fail: Callable[[str], DagDefinitionError]) -> list[Callback]:
-    items: Iterable[Any] = _as_list(value)
-    result = []
-    for item in items:
-        if not callable(item):
-            raise fail(f"{name}_callback must be callable or a list of callables, got {item!r}")
-        result.append(item)
-    return result

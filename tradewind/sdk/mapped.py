@@ -13,12 +13,8 @@ from typing import Any
 
 from tradewind.errors import DagDefinitionError
 from tradewind.sdk import _context
-from tradewind.sdk.baseoperator import (
-    _BASE_DEFAULTS,
-    BaseOperator,
-    _accepted_args,
-    _merge_default_args,
-)
+from tradewind.sdk._operator_args import BASE_DEFAULTS, accepted_args, merge_default_args
+from tradewind.sdk.baseoperator import BaseOperator
 from tradewind.sdk.dag import reject_unknown
 from tradewind.sdk.xcom_arg import XComArg, find_xcom_args
 
@@ -36,7 +32,7 @@ class OperatorPartial:
                 filename=self.site[0],
                 lineno=self.site[1],
             )
-        accepted = _accepted_args(operator_class)
+        accepted = accepted_args(operator_class)
         reject_unknown(
             f"{operator_class.__name__}.partial({kwargs['task_id']!r})",
             set(kwargs) - accepted,
@@ -92,12 +88,12 @@ class MappedOperator(BaseOperator):
                 lineno=site[1],
             )
         if not expand_into_op_kwargs:
-            accepted = _accepted_args(operator_class)
+            accepted = accepted_args(operator_class)
             reject_unknown(f"expand() of task {task_id!r}", set(mapped) - accepted, accepted, site)
         for name, value in mapped.items():
             _check_mappable(task_id, name, value, partial, site)
-        merged = _merge_default_args(operator_class, dict(partial))
-        base = {k: v for k, v in merged.items() if k in _BASE_DEFAULTS or k in _PLACEMENT_ARGS}
+        merged = merge_default_args(operator_class, dict(partial))
+        base = {k: v for k, v in merged.items() if k in BASE_DEFAULTS or k in _PLACEMENT_ARGS}
         specific = {k: v for k, v in merged.items() if k not in base}
         return cls(
             operator_class=operator_class,
