@@ -83,28 +83,32 @@ def run_dag_test(
 ) -> DagTestResult:
     now = utcnow()
     model = find_parsed_dag(factory, settings, dag_id, now=now)
-    logical_date = logical_date or now
     with session_scope(factory) as session:
-        _drop_previous_test_run(session, dag_id, logical_date)
-        version = latest_version(session, dag_id)
-        run = create_dag_run(
-            session,
-            model,
-            version,
-            RunRequest(
-                run_type=DagRunType.MANUAL,
-                run_after=now,
-                logical_date=logical_date,
-                conf=conf,
-                triggered_by=TEST_TRIGGER,
-            ),
-            now=now,
-        )
-        run_id = run.run_id
+        run_id = create_test_run(session, model, logical_date or now, conf, now=now).run_id
     runner = TaskRunner(factory, settings, echo=echo)
     state = _drive(factory, runner, dag_id, run_id)
     _dag_callbacks(runner, model, dag_id, run_id, state)
     return DagTestResult(dag_id, run_id, state, task_table(factory, dag_id, run_id))
+
+
+def create_test_run(
+    session: Session,
+    model: DagModel,
+    logical_date: datetime,
+    conf: Mapping[str, Any] | None,
+    *,
+    now: datetime,
+) -> DagRun:
+    """A manual run marked as a test, replacing an earlier test run of the same date."""
+    _drop_previous_test_run(session, model.dag_id, logical_date)
+    request = RunRequest(
+        run_type=DagRunType.MANUAL,
+        run_after=now,
+        logical_date=logical_date,
+        conf=conf,
+        triggered_by=TEST_TRIGGER,
+    )
+    return create_dag_run(session, model, latest_version(session, model.dag_id), request, now=now)
 
 
 def _drop_previous_test_run(session: Session, dag_id: str, logical_date: datetime) -> None:

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from scheduler.dag_test import TEST_TRIGGER, _drop_previous_test_run, find_parsed_dag
+from scheduler.dag_test import TEST_TRIGGER, create_test_run, find_parsed_dag
 from scheduler.run_driver import queue_instance
-from tradewind.dagruns import RunRequest, create_dag_run, latest_version
+from tradewind.dagruns import latest_version
 from tradewind.db import session_scope
 from tradewind.errors import TaskNotFound, TradewindError
 from tradewind.models import DagRun, TaskInstance
@@ -50,20 +50,7 @@ def run_task_test(
             raise TradewindError(
                 f"task {task_id!r} is mapped; run the whole DAG with `tradewind dags test`"
             )
-        _drop_previous_test_run(session, dag_id, logical_date)
-        run = create_dag_run(
-            session,
-            model,
-            version,
-            RunRequest(
-                run_type=DagRunType.MANUAL,
-                run_after=now,
-                logical_date=logical_date,
-                conf=conf,
-                triggered_by=TEST_TRIGGER,
-            ),
-            now=now,
-        )
+        run = create_test_run(session, model, logical_date, conf, now=now)
         row = session.scalar(
             select(TaskInstance).where(
                 TaskInstance.dag_id == dag_id,

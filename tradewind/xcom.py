@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -32,6 +33,40 @@ def encode_value(value: Any, *, max_bytes: int, where: str) -> Any:
             "pass a reference"
         )
     return json.loads(text)  # tuples become lists, exactly as a reader will see them
+
+
+@dataclass(frozen=True, slots=True)
+class XComOwner:
+    """The task instance an XCom belongs to."""
+
+    dag_run_pk: int
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+
+
+def store(session: Session, owner: XComOwner, key: str, value: Any) -> None:
+    """Set an (already encoded) value and remember its length for mapped tasks."""
+    set_xcom(
+        session,
+        dag_run_pk=owner.dag_run_pk,
+        dag_id=owner.dag_id,
+        run_id=owner.run_id,
+        task_id=owner.task_id,
+        map_index=owner.map_index,
+        key=key,
+        value=value,
+    )
+    record_map_length(
+        session,
+        dag_id=owner.dag_id,
+        run_id=owner.run_id,
+        task_id=owner.task_id,
+        map_index=owner.map_index,
+        key=key,
+        value=value,
+    )
 
 
 def set_xcom(

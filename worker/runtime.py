@@ -92,6 +92,12 @@ class RuntimeTaskInstance:
     def get_dagrun(self) -> DagRunView:
         return self.dag_run
 
+    @property
+    def xcom_owner(self) -> xcom.XComOwner:
+        return xcom.XComOwner(
+            self.dag_run.id, self.dag_id, self.run_id, self.task_id, self.map_index
+        )
+
     def skip(self, task_ids: Iterable[str]) -> None:
         """Mark downstream tasks of this run skipped when this try succeeds."""
         self.pending_skips.update(task_ids)
@@ -101,25 +107,7 @@ class RuntimeTaskInstance:
             value, max_bytes=self.xcom_max_bytes, where=f"XCom {key!r} of task {self.task_id!r}"
         )
         with session_scope(self.factory) as session:
-            xcom.set_xcom(
-                session,
-                dag_run_pk=self.dag_run.id,
-                dag_id=self.dag_id,
-                run_id=self.run_id,
-                task_id=self.task_id,
-                map_index=self.map_index,
-                key=key,
-                value=stored,
-            )
-            xcom.record_map_length(
-                session,
-                dag_id=self.dag_id,
-                run_id=self.run_id,
-                task_id=self.task_id,
-                map_index=self.map_index,
-                key=key,
-                value=stored,
-            )
+            xcom.store(session, self.xcom_owner, key, stored)
 
     def xcom_pull(
         self,

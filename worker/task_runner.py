@@ -247,25 +247,7 @@ class TaskRunner:
         if ti is None:  # pragma: no cover - success implies the task was set up
             return
         for key, value in outcome.xcoms:
-            xcom.set_xcom(
-                session,
-                dag_run_pk=ti.dag_run.id,
-                dag_id=row.dag_id,
-                run_id=row.run_id,
-                task_id=row.task_id,
-                map_index=row.map_index,
-                key=key,
-                value=value,
-            )
-            xcom.record_map_length(
-                session,
-                dag_id=row.dag_id,
-                run_id=row.run_id,
-                task_id=row.task_id,
-                map_index=row.map_index,
-                key=key,
-                value=value,
-            )
+            xcom.store(session, ti.xcom_owner, key, value)
         if ti.pending_skips:
             session.execute(
                 update(TaskInstance)
