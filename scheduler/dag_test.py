@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from sqlalchemy import delete, func, select
 
 from scheduler.dag_processing.processor import DagFileProcessor
-from scheduler.run_driver import advance_run
+from scheduler.run_driver import advance_run, queue_instance
 from tradewind.dagruns import RunRequest, create_dag_run, latest_version
 from tradewind.db import session_scope
 from tradewind.errors import DagNotFound, TradewindError
@@ -137,11 +137,13 @@ def _drive(
             )
             if run is None:
                 raise TradewindError(f"run {run_id!r} of {dag_id!r} vanished while testing")
-            step = advance_run(session, run, now=utcnow())
+            now = utcnow()
+            step = advance_run(session, run, now=now)
+            to_run = [queue_instance(session, row, now) for row in step.scheduled]
         if step.finished is not None:
             return step.finished
-        if step.to_run:
-            for request in step.to_run:
+        if to_run:
+            for request in to_run:
                 runner.run(request)
             continue
         if not _wait_for_next_try(factory, dag_id, run_id):

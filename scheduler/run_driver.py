@@ -46,7 +46,7 @@ def serialized_for(session: Session, version_id: str) -> SerializedDag:
 @dataclass
 class StepResult:
     plan: RunPlan
-    to_run: list[TryRequest] = field(default_factory=list)
+    scheduled: list[TaskInstance] = field(default_factory=list)
     finished: DagRunState | None = None
 
 
@@ -83,7 +83,7 @@ def advance_run(session: Session, run: DagRun, *, now: datetime) -> StepResult:
     _expand(session, run, dag, plan, by_key)
     _set_states(plan, by_key, now)
     result = StepResult(plan=plan)
-    result.to_run = [queue_instance(session, by_key[key], now) for key in plan.ready]
+    result.scheduled = [schedule_instance(by_key[key], now) for key in plan.ready]
     run.last_scheduling_decision = now
     if plan.run_state is not None:
         run.state = str(plan.run_state)
@@ -146,6 +146,14 @@ def _set_states(plan: RunPlan, by_key: dict[tuple[str, int], TaskInstance], now:
             row.start_date = row.start_date or now
             row.end_date = now
             row.duration = 0.0 if row.duration is None else row.duration
+
+
+def schedule_instance(row: TaskInstance, now: datetime) -> TaskInstance:
+    """Dependencies met: the instance waits for a slot (pools, parallelism)."""
+    check_transition(TI(row.state) if row.state else None, TI.SCHEDULED)
+    row.state = str(TI.SCHEDULED)
+    row.scheduled_dttm = now
+    return row
 
 
 def queue_instance(session: Session, row: TaskInstance, now: datetime) -> TryRequest:

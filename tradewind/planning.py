@@ -40,7 +40,8 @@ class TISnapshot:
 
 @dataclass
 class RunPlan:
-    """What to change in one run. Apply ``expand`` first, then ``set_state``."""
+    """What to change in one run. Apply ``expand`` first, then ``set_state``; ``ready``
+    instances may now be scheduled (their dependencies are met)."""
 
     expand: dict[str, int] = field(default_factory=dict)  # task_id -> instance count (>= 1)
     set_state: dict[Key, TaskInstanceState] = field(default_factory=dict)
@@ -110,7 +111,8 @@ def _plan_task(
     if not instances:
         return
     upstream = UpstreamSummary.of(s for up in spec.upstream for s in states.get(up, {}).values())
-    pending = [m for m, s in instances.items() if s is None or s is TI.SCHEDULED]
+    # Scheduled instances already passed their trigger rule; they wait for a slot.
+    pending = [m for m, s in instances.items() if s is None]
     for map_index, state in instances.items():
         if state in WAITING_TO_RETRY_STATES:
             due = snapshots[(spec.task_id, map_index)].next_try_at
@@ -146,7 +148,9 @@ def _release(
 ) -> None:
     """Mark ready the pending instances that depends_on_past and per-run limits allow."""
     limit = spec.max_active_tis_per_dagrun
-    active = sum(1 for s in states[spec.task_id].values() if s in (TI.QUEUED, TI.RUNNING))
+    active = sum(
+        1 for s in states[spec.task_id].values() if s in (TI.SCHEDULED, TI.QUEUED, TI.RUNNING)
+    )
     for map_index in sorted(pending):
         if spec.depends_on_past and not _past_allows(spec, map_index, past_states):
             continue
