@@ -137,8 +137,7 @@ def read_session(factory: sessionmaker[Session]) -> Iterator[Session]:
     try:
         yield session
     finally:
-        session.rollback()
-        session.close()
+        session.close()  # detaches the loaded objects without expiring them
 
 
 # --- migrations ---------------------------------------------------------------------

@@ -55,6 +55,27 @@ class Settings(BaseSettings):
     xcom_max_size_bytes: int = Field(default=1_048_576, ge=1)
     fernet_key: SecretStr | None = None
     sqlite_busy_timeout_seconds: float = Field(default=30.0, gt=0)
+    job_heartbeat_seconds: float = Field(
+        default=5.0, gt=0, description="How often components record that they are alive."
+    )
+    job_dead_after_seconds: float = Field(
+        default=30.0, gt=0, description="A component silent this long counts as dead."
+    )
+    task_heartbeat_seconds: float = Field(
+        default=5.0, gt=0, description="How often a running try records that it is alive."
+    )
+    zombie_threshold_seconds: float = Field(
+        default=60.0, gt=0, description="A running try silent this long is failed (a zombie)."
+    )
+    task_queued_timeout_seconds: float = Field(
+        default=600.0, gt=0, description="A try queued this long is re-sent once, then failed."
+    )
+    scheduler_poll_seconds: float = Field(
+        default=2.0, gt=0, description="Fallback wake-up of the scheduler loop."
+    )
+    shutdown_grace_seconds: float = Field(
+        default=30.0, ge=0, description="How long running tries may finish on shutdown."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @classmethod

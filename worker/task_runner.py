@@ -113,6 +113,7 @@ class TaskRunner:
             log_file=ident.log_path(self.settings.logs_folder),
             echo=self.echo,
             heartbeat=lambda: self._heartbeat(ti_id),
+            heartbeat_interval=self.settings.task_heartbeat_seconds,
         )
         try:
             with capture(handler):

@@ -151,7 +151,10 @@ class DagFileProcessor:
             session.add(model)
         _update_dag_row(model, serialized, fileloc, relative, parsed, now)
         _sync_tags(session, model, serialized["tags"])
-        return _add_version_if_changed(session, dag_id, serialized, fileloc, source)
+        changed = _add_version_if_changed(session, dag_id, serialized, fileloc, source)
+        if changed:
+            model.next_dagrun_run_after = None  # the schedule may have changed: recompute
+        return changed
 
 
 def _update_dag_row(

@@ -35,6 +35,19 @@ def register(commands: Commands) -> None:
     )
     add_output_option(listing)
 
+    commands.group("jobs", "Check the components that heartbeat.")
+    check = commands.command(
+        "check", _jobs_check, "Exit 0 if a live job of the type exists, 1 otherwise.", group="jobs"
+    )
+    check.add_argument(
+        "--job-type", default="scheduler", help="scheduler, dag_processor, worker, triggerer"
+    )
+    check.add_argument("--hostname", help="only jobs on this host")
+    check.add_argument("--limit", type=int, default=1, help="how many live jobs to look for")
+    check.add_argument(
+        "--allow-multiple", action="store_true", help="do not fail when several are alive"
+    )
+
     from tradewind.cli import dag_commands
 
     dag_commands.register(commands)
@@ -92,3 +105,29 @@ def _masked(url: str) -> str:
     from tradewind.db import masked_url
 
     return masked_url(url)
+
+
+def _jobs_check(args: argparse.Namespace, ctx: CliContext) -> int:
+    from datetime import timedelta
+
+    from tradewind import jobs
+    from tradewind.db import read_session
+    from tradewind.models.base import utcnow
+
+    threshold = timedelta(seconds=ctx.settings.job_dead_after_seconds)
+    with read_session(ctx.session_factory) as session:
+        alive = jobs.alive_jobs(session, args.job_type, now=utcnow(), threshold=threshold)
+    if args.hostname:
+        alive = [j for j in alive if j.hostname == args.hostname]
+    if not alive:
+        print(f"No alive {args.job_type} jobs found.")
+        return 1
+    if len(alive) > args.limit and not args.allow_multiple:
+        print(f"Found {len(alive)} alive {args.job_type} jobs, expected at most {args.limit}.")
+        return 1
+    for job in alive[: max(args.limit, 1) if not args.allow_multiple else len(alive)]:
+        print(
+            f"Found alive {args.job_type} job {job.id} on {job.hostname} (pid {job.pid}), "
+            f"last heartbeat {job.latest_heartbeat.isoformat()}"
+        )
+    return 0

@@ -70,6 +70,7 @@ class TaskInstance(_TryColumns, Base):
     rendered_fields: Mapped[dict[str, Any] | None] = mapped_column(JsonText)
     note: Mapped[str | None] = mapped_column(Text)
     external_executor_id: Mapped[str | None] = mapped_column(String(250))
+    resend_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     @property
     def key(self) -> tuple[str, str, str, int]:

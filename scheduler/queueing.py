@@ -1,0 +1,135 @@
+"""Which scheduled task instances to queue now: highest priority first, within the
+executor's free slots, each pool's open slots, each DAG's ``max_active_tasks`` and each
+task's ``max_active_tis_per_dag``.
+
+On Postgres the candidate rows are locked with ``FOR UPDATE SKIP LOCKED``, so two
+schedulers never queue the same instance.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import datetime
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
+
+from scheduler.run_driver import serialized_for
+from tradewind.models import DagModel, DagRun, Pool, TaskInstance
+from tradewind.state import DagRunState, TaskInstanceState
+
+logger = logging.getLogger(__name__)
+TI = TaskInstanceState
+OCCUPYING = (str(TI.QUEUED), str(TI.RUNNING))
+CANDIDATES_PER_SLOT = 4
+
+
+def pick_for_queue(session: Session, *, slots: int, now: datetime) -> list[TaskInstance]:
+    """Scheduled instances that may start now (the caller queues them)."""
+    if slots <= 0:
+        return []
+    candidates = _candidates(session, slots * CANDIDATES_PER_SLOT)
+    if not candidates:
+        return []
+    pools = _open_pool_slots(session)
+    dag_ids = {ti.dag_id for ti in candidates}
+    per_dag, per_task = _active_counts(session, dag_ids)
+    max_tasks = dict(
+        session.execute(
+            select(DagModel.dag_id, DagModel.max_active_tasks).where(DagModel.dag_id.in_(dag_ids))
+        ).all()
+    )
+    picked: list[TaskInstance] = []
+    for ti in candidates:
+        if len(picked) >= slots:
+            break
+        if not _fits(session, ti, pools, per_dag, per_task, max_tasks):
+            continue
+        pools[ti.pool] -= ti.pool_slots
+        per_dag[ti.dag_id] += 1
+        per_task[(ti.dag_id, ti.task_id)] += 1
+        picked.append(ti)
+    return picked
+
+
+def _candidates(session: Session, limit: int) -> list[TaskInstance]:
+    query = (
+        select(TaskInstance)
+        .join(
+            DagRun,
+            and_(DagRun.dag_id == TaskInstance.dag_id, DagRun.run_id == TaskInstance.run_id),
+        )
+        .join(DagModel, DagModel.dag_id == TaskInstance.dag_id)
+        .where(
+            TaskInstance.state == str(TI.SCHEDULED),
+            DagRun.state == str(DagRunState.RUNNING),
+            DagModel.is_paused.is_(False),
+        )
+        .order_by(
+            TaskInstance.priority_weight.desc(),
+            TaskInstance.scheduled_dttm,
+            TaskInstance.id,
+        )
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(of=TaskInstance, skip_locked=True)
+    return list(session.scalars(query))
+
+
+def _open_pool_slots(session: Session) -> dict[str, int]:
+    used = dict(
+        session.execute(
+            select(TaskInstance.pool, func.sum(TaskInstance.pool_slots))
+            .where(TaskInstance.state.in_(OCCUPYING))
+            .group_by(TaskInstance.pool)
+        ).all()
+    )
+    slots: dict[str, int] = {}
+    for name, size in session.execute(select(Pool.pool, Pool.slots)):
+        slots[name] = (1 << 30 if size < 0 else size) - int(used.get(name) or 0)
+    return slots
+
+
+def _active_counts(
+    session: Session, dag_ids: set[str]
+) -> tuple[Counter[str], Counter[tuple[str, str]]]:
+    rows = session.execute(
+        select(TaskInstance.dag_id, TaskInstance.task_id, func.count())
+        .where(TaskInstance.state.in_(OCCUPYING), TaskInstance.dag_id.in_(dag_ids))
+        .group_by(TaskInstance.dag_id, TaskInstance.task_id)
+    )
+    per_dag: Counter[str] = Counter()
+    per_task: Counter[tuple[str, str]] = Counter()
+    for dag_id, task_id, count in rows:
+        per_dag[dag_id] += count
+        per_task[(dag_id, task_id)] += count
+    return per_dag, per_task
+
+
+def _fits(
+    session: Session,
+    ti: TaskInstance,
+    pools: dict[str, int],
+    per_dag: Counter[str],
+    per_task: Counter[tuple[str, str]],
+    max_tasks: dict[str, int],
+) -> bool:
+    if ti.pool not in pools:
+        logger.warning(
+            "%s.%s uses unknown pool %r; it waits until the pool exists",
+            ti.dag_id,
+            ti.task_id,
+            ti.pool,
+        )
+        return False
+    if pools[ti.pool] < ti.pool_slots:
+        return False
+    if per_dag[ti.dag_id] >= max_tasks.get(ti.dag_id, 16):
+        return False
+    if ti.dag_version_id is None:
+        return True
+    spec = serialized_for(session, ti.dag_version_id).tasks.get(ti.task_id)
+    limit = spec.max_active_tis_per_dag if spec else None
+    return limit is None or per_task[(ti.dag_id, ti.task_id)] < limit

@@ -1,0 +1,182 @@
+"""Creating the runs a DAG's schedule asks for, and starting queued runs.
+
+Every function takes the caller's session and ``now``; the scheduler tick owns the
+transaction. On Postgres the DAG rows are claimed with ``FOR UPDATE SKIP LOCKED`` so
+that several schedulers never create the same run twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.orm import Session
+
+from scheduler.run_driver import serialized_for
+from tradewind.dagruns import RunRequest, create_dag_run, latest_version
+from tradewind.errors import DagRunAlreadyExists, ParamValidationError
+from tradewind.models import DagModel, DagRun
+from tradewind.schedules import DagRunInfo, DataInterval, TimeRestriction
+from tradewind.serialization import SerializedDag
+from tradewind.state import DagRunState, DagRunType
+
+logger = logging.getLogger(__name__)
+RowT = TypeVar("RowT")
+
+ACTIVE_RUN_STATES = (str(DagRunState.QUEUED), str(DagRunState.RUNNING))
+SCHEDULE_TRIGGER = "timetable"
+# Stored as the next run time of a DAG whose schedule has ended (keeps it out of the
+# "needs computing" query).
+NO_MORE_RUNS = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def lock_rows(session: Session, query: Select[RowT]) -> Select[RowT]:
+    """``FOR UPDATE SKIP LOCKED`` where the database supports it (Postgres)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True)
+    return query
+
+
+def refresh_next_runs(session: Session, now: datetime) -> None:
+    """Compute the next run of active DAGs that do not know it yet (new, unpaused,
+    or re-parsed DAGs have it cleared)."""
+    query = select(DagModel).where(
+        DagModel.is_paused.is_(False),
+        DagModel.is_stale.is_(False),
+        DagModel.next_dagrun_run_after.is_(None),
+        DagModel.timetable_type.not_in(["NullTimetable"]),
+    )
+    for model in session.scalars(lock_rows(session, query)).all():
+        dag = SerializedDag.from_dict(latest_version(session, model.dag_id).serialized)
+        set_next_run(model, dag, _last_scheduled(session, model.dag_id), now)
+
+
+def set_next_run(
+    model: DagModel, dag: SerializedDag, last: DagRunInfo | None, now: datetime
+) -> None:
+    restriction = TimeRestriction(dag.start_date, dag.end_date, dag.catchup)
+    info = dag.schedule.next_dagrun_info(last_automated=last, restriction=restriction, now=now)
+    model.next_dagrun_logical_date = info.logical_date if info else None
+    model.next_dagrun_data_interval_start = (
+        info.data_interval.start if info and info.data_interval else None
+    )
+    model.next_dagrun_data_interval_end = (
+        info.data_interval.end if info and info.data_interval else None
+    )
+    # A DAG with no further runs keeps a far-future marker so it is not recomputed.
+    model.next_dagrun_run_after = (
+        info.run_after if info else datetime.max.replace(tzinfo=now.tzinfo)
+    )
+
+
+def _last_scheduled(session: Session, dag_id: str) -> DagRunInfo | None:
+    run = session.scalars(
+        select(DagRun)
+        .where(DagRun.dag_id == dag_id, DagRun.run_type == str(DagRunType.SCHEDULED))
+        .order_by(DagRun.run_after.desc())
+        .limit(1)
+    ).first()
+    if run is None:
+        return None
+    interval = None
+    if run.data_interval_start is not None and run.data_interval_end is not None:
+        interval = DataInterval(run.data_interval_start, run.data_interval_end)
+    return DagRunInfo(run.run_after, run.logical_date, interval)
+
+
+def create_due_runs(session: Session, now: datetime) -> list[DagRun]:
+    """Create every scheduled run that is due, within each DAG's max_active_runs."""
+    refresh_next_runs(session, now)
+    query = select(DagModel).where(
+        DagModel.is_paused.is_(False),
+        DagModel.is_stale.is_(False),
+        DagModel.next_dagrun_run_after <= now,
+    )
+    created = []
+    for model in session.scalars(lock_rows(session, query)).all():
+        run = _create_next(session, model, now)
+        if run is not None:
+            created.append(run)
+    return created
+
+
+def _create_next(session: Session, model: DagModel, now: datetime) -> DagRun | None:
+    version = latest_version(session, model.dag_id)
+    dag = serialized_for(session, version.id)
+    if active_runs(session, model.dag_id) >= dag.max_active_runs:
+        return None
+    interval = None
+    if model.next_dagrun_data_interval_start and model.next_dagrun_data_interval_end:
+        interval = DataInterval(
+            model.next_dagrun_data_interval_start, model.next_dagrun_data_interval_end
+        )
+    info = DagRunInfo(model.next_dagrun_run_after, model.next_dagrun_logical_date, interval)  # type: ignore[arg-type]
+    run = None
+    try:
+        with session.begin_nested():
+            run = create_dag_run(
+                session,
+                model,
+                version,
+                RunRequest(
+                    run_type=DagRunType.SCHEDULED,
+                    run_after=info.run_after,
+                    logical_date=info.logical_date,
+                    data_interval=interval,
+                    triggered_by=SCHEDULE_TRIGGER,
+                ),
+                now=now,
+            )
+        logger.info("Created run %s of %s", run.run_id, model.dag_id)
+    except DagRunAlreadyExists:
+        logger.info("Run for %s of %s exists already", info.logical_date, model.dag_id)
+    except ParamValidationError as exc:
+        logger.error(
+            "Scheduled run of %s not created: its params are invalid: %s", model.dag_id, exc
+        )
+    set_next_run(model, dag, info, now)
+    return run
+
+
+def active_runs(session: Session, dag_id: str) -> int:
+    count = session.scalar(
+        select(func.count()).where(DagRun.dag_id == dag_id, DagRun.state.in_(["running"]))
+    )
+    return int(count or 0)
+
+
+def start_queued_runs(session: Session, now: datetime) -> list[DagRun]:
+    """Move queued runs of unpaused DAGs to running, oldest first, within max_active_runs."""
+    query = (
+        select(DagRun)
+        .join(DagModel, DagModel.dag_id == DagRun.dag_id)
+        .where(DagRun.state == str(DagRunState.QUEUED), DagModel.is_paused.is_(False))
+        .order_by(DagRun.run_after, DagRun.id)
+    )
+    started = []
+    running: dict[str, int] = {}
+    for run in session.scalars(lock_rows(session, query)).all():
+        if run.dag_id not in running:
+            running[run.dag_id] = active_runs(session, run.dag_id)
+        limit = (
+            serialized_for(session, run.dag_version_id).max_active_runs if run.dag_version_id else 1
+        )
+        if running[run.dag_id] >= limit:
+            continue
+        run.state = str(DagRunState.RUNNING)
+        run.start_date = now
+        running[run.dag_id] += 1
+        started.append(run)
+    return started
+
+
+def set_paused(session: Session, dag_ids: Sequence[str], paused: bool) -> int:
+    """Pause or unpause; unpausing clears the cached next run so it is recomputed."""
+    values: dict[str, object] = {"is_paused": paused}
+    if not paused:
+        values["next_dagrun_run_after"] = None
+    result = session.execute(update(DagModel).where(DagModel.dag_id.in_(dag_ids)).values(**values))
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,206 @@
+"""The scheduler daemon: create due runs, advance runs, queue tries, watch liveness.
+
+One loop, one thread. It wakes when a try's process ends (the executor's pipes), when
+it is signalled, or after a short poll interval, whichever comes first, so the next
+task of a chain is queued within milliseconds of the previous one finishing.
+`tick(now)` is one pass and takes the clock as an argument, so tests drive it with a
+controlled ``now``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import selectors
+import signal
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from scheduler import liveness
+from scheduler.executors.base import Executor, TryFinished
+from scheduler.queueing import pick_for_queue
+from scheduler.run_creation import create_due_runs, start_queued_runs
+from scheduler.run_driver import advance_run, queue_instance
+from tradewind import jobs
+from tradewind.db import session_scope
+from tradewind.models import DagModel, DagRun
+from tradewind.models.base import utcnow
+from tradewind.state import DagRunState
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from tradewind.settings import Settings
+    from worker.task_runner import TryRequest
+
+logger = logging.getLogger(__name__)
+FULL_SWEEP_SECONDS = 10.0
+
+
+@dataclass
+class TickReport:
+    created_runs: int = 0
+    queued: list[TryRequest] = field(default_factory=list)
+    finished_runs: list[tuple[str, str, DagRunState]] = field(default_factory=list)
+
+
+class Scheduler:
+    def __init__(
+        self, factory: sessionmaker[Session], settings: Settings, executor: Executor
+    ) -> None:
+        self.factory = factory
+        self.settings = settings
+        self.executor = executor
+        self.job_id: int | None = None
+        self._dirty: set[int] = set()
+        self._last_sweep: datetime | None = None
+        self._last_beat: datetime | None = None
+        self._last_liveness: datetime | None = None
+        self._stopping = False
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
+
+    # --- the daemon ---------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Loop until SIGTERM or SIGINT, then shut down cleanly."""
+        self._install_signal_handlers()
+        self.executor.start()
+        with session_scope(self.factory) as session:
+            self.job_id = jobs.start_job(
+                session, "scheduler", now=utcnow(), executor_class=self.executor.name
+            ).id
+        logger.info("Scheduler started (job %s, executor %s)", self.job_id, self.executor.name)
+        try:
+            while not self._stopping:
+                try:
+                    self.tick(utcnow())
+                except Exception:
+                    logger.exception("Scheduler pass failed; carrying on")
+                self._wait(self.settings.scheduler_poll_seconds)
+        finally:
+            self._shut_down()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake()
+
+    def _install_signal_handlers(self) -> None:
+        def handle(signum: int, _frame: FrameType | None) -> None:
+            logger.info("Received %s; finishing running tries", signal.Signals(signum).name)
+            self.stop()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_write, b"x")
+
+    def _wait(self, timeout: float) -> None:
+        selector = selectors.DefaultSelector()
+        try:
+            selector.register(self._wake_read, selectors.EVENT_READ)
+            for fd in self.executor.wait_handles():
+                selector.register(fd, selectors.EVENT_READ)
+            selector.select(timeout)
+        finally:
+            selector.close()
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_read, 1024):
+                pass
+
+    def _shut_down(self) -> None:
+        logger.info(
+            "Scheduler stopping: waiting up to %ss for running tries",
+            self.settings.shutdown_grace_seconds,
+        )
+        finished = self.executor.end(self.settings.shutdown_grace_seconds)
+        now = utcnow()
+        with session_scope(self.factory) as session:
+            self._record_finished(session, finished, now)
+            if self.job_id is not None:
+                jobs.end_job(session, self.job_id, now=now)
+        logger.info("Scheduler stopped")
+
+    # --- one pass ----------------------------------------------------------------------
+
+    def tick(self, now: datetime) -> TickReport:
+        report = TickReport()
+        finished = self.executor.collect()
+        with session_scope(self.factory) as session:
+            self._record_finished(session, finished, now)
+            report.created_runs = len(create_due_runs(session, now))
+            for run in start_queued_runs(session, now):
+                self._dirty.add(run.id)
+        with session_scope(self.factory) as session:
+            report.finished_runs = self._advance_runs(session, now)
+        with session_scope(self.factory) as session:
+            picked = pick_for_queue(session, slots=self.executor.open_slots(), now=now)
+            report.queued = [queue_instance(session, ti, now) for ti in picked]
+        for request in report.queued:
+            self.executor.queue(request)
+        self._housekeeping(now)
+        return report
+
+    def _record_finished(
+        self, session: Session, finished: list[TryFinished], now: datetime
+    ) -> None:
+        for item in finished:
+            if not item.clean:
+                liveness.end_lost_try(session, item.request, item.detail, now=now)
+            run_pk = session.scalar(
+                select(DagRun.id).where(
+                    DagRun.dag_id == item.request.dag_id, DagRun.run_id == item.request.run_id
+                )
+            )
+            if run_pk is not None:
+                self._dirty.add(run_pk)
+
+    def _advance_runs(self, session: Session, now: datetime) -> list[tuple[str, str, DagRunState]]:
+        sweep = self._last_sweep is None or now - self._last_sweep >= timedelta(
+            seconds=FULL_SWEEP_SECONDS
+        )
+        query = (
+            select(DagRun)
+            .join(DagModel, DagModel.dag_id == DagRun.dag_id)
+            .where(DagRun.state == str(DagRunState.RUNNING), DagModel.is_paused.is_(False))
+        )
+        if not sweep:
+            due = liveness.runs_with_due_retries(session, now)
+            query = query.where(DagRun.id.in_(self._dirty | due))
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(of=DagRun, skip_locked=True)
+        finished = []
+        for run in session.scalars(query).all():
+            step = advance_run(session, run, now=now)
+            if step.finished is not None:
+                finished.append((run.dag_id, run.run_id, step.finished))
+                logger.info("Run %s of %s finished: %s", run.run_id, run.dag_id, step.finished)
+        if sweep:
+            self._last_sweep = now
+        self._dirty.clear()
+        return finished
+
+    def _housekeeping(self, now: datetime) -> None:
+        beat_every = timedelta(seconds=self.settings.job_heartbeat_seconds)
+        if self.job_id is not None and (
+            self._last_beat is None or now - self._last_beat >= beat_every
+        ):
+            with session_scope(self.factory) as session:
+                jobs.beat(session, self.job_id, now=now)
+            self._last_beat = now
+        if self._last_liveness is None or now - self._last_liveness >= beat_every:
+            running = set(self.executor.running())
+            with session_scope(self.factory) as session:
+                resend = liveness.check(session, self.settings, now=now, ours=running)
+            for request in resend:
+                if request not in running and self.executor.open_slots() > 0:
+                    self.executor.queue(request)
+            self._last_liveness = now
