@@ -1,0 +1,301 @@
+"""The scheduler: runs created on time (controlled clock), and real daemon processes
+running DAGs through the local executor, with faults injected."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from scheduler.dag_processing.processor import DagFileProcessor
+from scheduler.executors.sequential import SequentialExecutor
+from scheduler.run_creation import set_paused
+from scheduler.scheduler import Scheduler
+from tests.integration.daemons import daemon_env, pid_alive, running, wait_for
+from tradewind.db import session_scope
+from tradewind.models import DagRun, TaskInstance, TaskInstanceHistory
+from tradewind.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+START = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def write(folder: Path, name: str, source: str) -> None:
+    (folder / name).write_text(textwrap.dedent(source))
+
+
+def parse_and_unpause(factory: sessionmaker[Session], settings: Settings, *dag_ids: str) -> None:
+    DagFileProcessor(factory, settings).process(now=START)
+    with session_scope(factory) as session:
+        set_paused(session, list(dag_ids), paused=False)
+
+
+def runs_of(factory: sessionmaker[Session], dag_id: str) -> list[DagRun]:
+    with factory() as session:
+        return list(
+            session.scalars(
+                select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.run_after)
+            )
+        )
+
+
+def test_cron_runs_are_created_when_due_with_a_controlled_clock(
+    dags_folder: Path, settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    write(
+        dags_folder,
+        "hourly.py",
+        """
+    from datetime import datetime, timezone
+    from tradewind import DAG
+    from tradewind.operators.empty import EmptyOperator
+
+    with DAG("hourly", schedule="0 * * * *", start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+             catchup=True, max_active_runs=5):
+        EmptyOperator(task_id="noop")
+    """,
+    )
+    parse_and_unpause(session_factory, settings, "hourly")
+    scheduler = Scheduler(session_factory, settings, SequentialExecutor(settings))
+    for minutes in (0, 59):
+        scheduler.tick(START - timedelta(minutes=1) + timedelta(minutes=minutes))
+    assert [r.logical_date for r in runs_of(session_factory, "hourly")] == [START]
+    now = START + timedelta(hours=2, minutes=30)
+    for _ in range(5):
+        scheduler.tick(now)
+    runs = runs_of(session_factory, "hourly")
+    assert [r.logical_date for r in runs] == [START + timedelta(hours=h) for h in range(3)]
+    assert {r.run_type for r in runs} == {"scheduled"}
+    assert all(r.state == "success" for r in runs)
+
+
+def test_paused_dags_get_no_runs_and_max_active_runs_holds(
+    dags_folder: Path, settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    write(
+        dags_folder,
+        "slowdaily.py",
+        """
+    from datetime import datetime, timezone
+    from tradewind import DAG
+    from tradewind.operators.python import PythonOperator
+
+    with DAG("slowdaily", schedule="@daily", start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+             catchup=True, max_active_runs=2):
+        PythonOperator(task_id="work", python_callable=lambda: None)
+    """,
+    )
+    DagFileProcessor(session_factory, settings).process(now=START)
+    scheduler = Scheduler(session_factory, settings, _NeverRuns())
+    later = START + timedelta(days=10)
+    scheduler.tick(later)
+    assert runs_of(session_factory, "slowdaily") == []  # new DAGs start paused
+    with session_scope(session_factory) as session:
+        set_paused(session, ["slowdaily"], paused=False)
+    for _ in range(6):
+        scheduler.tick(later)
+    runs = runs_of(session_factory, "slowdaily")
+    assert len(runs) == 2  # the executor never finishes them: no third run
+    assert {r.state for r in runs} == {"running"}
+
+
+class _NeverRuns(SequentialExecutor):
+    """Accepts tries and never runs them (to hold runs open)."""
+
+    def __init__(self) -> None:
+        self._done = []
+
+    def queue(self, request: object) -> None:
+        return None
+
+
+SIDE = """
+from pathlib import Path
+SIDE = Path({side!r})
+
+def mark(line):
+    with SIDE.open("a") as f:
+        f.write(line + "\\n")
+"""
+
+
+@pytest.fixture
+def side(tmp_path: Path) -> Path:
+    return tmp_path / "executions.txt"
+
+
+def test_scheduler_process_runs_example_shapes_with_the_local_executor(
+    dags_folder: Path,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    side: Path,
+    tmp_path: Path,
+) -> None:
+    write(
+        dags_folder,
+        "shapes.py",
+        SIDE.format(side=str(side))
+        + """
+from datetime import timedelta
+from tradewind import DAG, task, TaskGroup
+from tradewind.operators.bash import BashOperator
+from tradewind.operators.empty import EmptyOperator
+
+with DAG("shapes", default_args={"retry_delay": timedelta(seconds=1)}):
+    @task
+    def parts():
+        return ["a", "b", "c"]
+
+    @task(retries=1)
+    def handle(part, ti):
+        mark(f"handle {part} try {ti.try_number}")
+        if part == "b" and ti.try_number == 1:
+            raise RuntimeError("flaky on the first try")
+        return part.upper()
+
+    @task
+    def join(values):
+        mark("join " + ",".join(values))
+
+    with TaskGroup("fan"):
+        done = join(handle.expand(part=parts()))
+    done >> BashOperator(task_id="slow", bash_command="sleep 30",
+                         execution_timeout=timedelta(seconds=1))
+    EmptyOperator(task_id="start") >> done
+""",
+    )
+    parse_and_unpause(session_factory, settings, "shapes")
+    env = daemon_env(settings)
+    with running(["scheduler"], env, tmp_path / "scheduler.log") as scheduler:
+        with running(["dags", "trigger", "shapes"], env, tmp_path / "trigger.log") as trigger:
+            trigger.process.wait(timeout=60)
+        runs = wait_for(
+            lambda: [
+                r for r in runs_of(session_factory, "shapes") if r.state in ("success", "failed")
+            ],
+            "the shapes run to finish",
+        )
+    assert scheduler.process.returncode == 0, scheduler.output()
+    assert runs[0].state == "failed"  # `slow` timed out
+    with session_factory() as session:
+        states = {
+            (t.task_id, t.map_index): (t.state, t.try_number)
+            for t in session.scalars(select(TaskInstance).where(TaskInstance.dag_id == "shapes"))
+        }
+        history = list(session.scalars(select(TaskInstanceHistory.task_id)))
+    assert states[("fan.handle", 1)] == ("success", 2)
+    assert states[("fan.join", -1)] == ("success", 1)
+    assert states[("slow", -1)] == ("failed", 1)
+    assert history == ["fan.handle"]
+    lines = side.read_text().splitlines()
+    assert sorted(lines) == sorted(
+        ["handle a try 1", "handle b try 1", "handle b try 2", "handle c try 1", "join A,B,C"]
+    )
+
+
+def test_a_killed_task_process_is_retried_and_the_run_succeeds(
+    dags_folder: Path,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    side: Path,
+    tmp_path: Path,
+) -> None:
+    pid_file = tmp_path / "pid"
+    write(
+        dags_folder,
+        "victim.py",
+        SIDE.format(side=str(side))
+        + f"""
+import os, time
+from datetime import timedelta
+from tradewind import DAG, task
+
+with DAG("victim"):
+    @task(retries=1, retry_delay=timedelta(seconds=1))
+    def long_task(ti):
+        mark(f"try {{ti.try_number}}")
+        if ti.try_number == 1:
+            open({str(pid_file)!r}, "w").write(str(os.getpid()))
+            time.sleep(60)
+        return "survived"
+
+    long_task()
+""",
+    )
+    parse_and_unpause(session_factory, settings, "victim")
+    env = daemon_env(settings)
+    with running(["scheduler", "--no-dag-processor"], env, tmp_path / "scheduler.log"):
+        with running(["dags", "trigger", "victim"], env, tmp_path / "trigger.log") as trigger:
+            trigger.process.wait(timeout=60)
+        pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text(), "the task's pid"))
+        import os
+        import signal
+
+        os.kill(pid, signal.SIGKILL)
+        runs = wait_for(
+            lambda: [r for r in runs_of(session_factory, "victim") if r.state == "success"],
+            "the run to succeed after the retry",
+        )
+    assert runs
+    assert side.read_text().splitlines() == ["try 1", "try 2"]
+    assert not pid_alive(pid)
+
+
+def test_a_killed_scheduler_is_replaced_and_no_try_runs_twice(
+    dags_folder: Path,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    side: Path,
+    tmp_path: Path,
+) -> None:
+    write(
+        dags_folder,
+        "steady.py",
+        SIDE.format(side=str(side))
+        + """
+import time
+from tradewind import DAG, chain
+from tradewind.operators.python import PythonOperator
+
+def step(ti):
+    mark(f"{ti.task_id} {ti.try_number}")
+    time.sleep(0.3)
+
+with DAG("steady"):
+    chain(*[PythonOperator(task_id=f"t{i:02d}", python_callable=step) for i in range(12)])
+""",
+    )
+    parse_and_unpause(session_factory, settings, "steady")
+    env = daemon_env(settings)
+    with running(["dags", "trigger", "steady"], env, tmp_path / "trigger.log") as trigger:
+        trigger.process.wait(timeout=60)
+    with running(["scheduler", "--no-dag-processor"], env, tmp_path / "first.log") as first:
+        wait_for(lambda: side.exists() and len(side.read_text().splitlines()) >= 4, "a few tasks")
+        first.kill()
+    with running(["scheduler", "--no-dag-processor"], env, tmp_path / "second.log"):
+        wait_for(
+            lambda: [r for r in runs_of(session_factory, "steady") if r.state == "success"],
+            "the run to finish under the second scheduler",
+        )
+    lines = side.read_text().splitlines()
+    assert sorted(lines) == [f"t{i:02d} 1" for i in range(12)]  # each try exactly once
+
+
+def test_a_second_scheduler_on_sqlite_is_refused(
+    home: Path, dags_folder: Path, tmp_path: Path
+) -> None:
+    from tradewind.settings import get_settings
+
+    settings = get_settings(database_url=f"sqlite:///{home / 'single.db'}")
+    env = daemon_env(settings)
+    with running(["scheduler", "--no-dag-processor"], env, tmp_path / "first.log") as first:
+        wait_for(lambda: "Scheduler started" in first.output(), "the first scheduler")
+        with running(["scheduler", "--no-dag-processor"], env, tmp_path / "second.log") as second:
+            second.process.wait(timeout=60)
+            assert second.process.returncode == 1
+            assert "SQLite supports one scheduler at a time" in second.output()
