@@ -24,6 +24,11 @@ def register(commands: Commands) -> None:
         help="do not start a DAG file processor (run `tradewind dag-processor` separately)",
     )
     commands.command("dag-processor", _dag_processor, "Run the DAG file processor daemon.")
+    commands.command(
+        "standalone",
+        _standalone,
+        "Run everything in one process tree (SQLite and the local executor by default).",
+    )
     parser = commands.command("trigger", _trigger, "Queue a manual run of a DAG.", group="dags")
     parser.add_argument("dag_id")
     parser.add_argument("-c", "--conf", help="run conf as a JSON object, checked against params")
@@ -44,6 +49,7 @@ def configure_daemon_logging(level: str) -> None:
     root.setLevel(level)
     for handler in root.handlers:
         handler.setLevel(level)
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
 
 
 def _scheduler(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -61,6 +67,28 @@ def _scheduler(args: argparse.Namespace, ctx: CliContext) -> int:
             if processor is not None:
                 processor.terminate()
                 processor.wait(timeout=30)
+    return 0
+
+
+def _standalone(_args: argparse.Namespace, ctx: CliContext) -> int:
+    from scheduler.executors import make_executor
+    from scheduler.scheduler import Scheduler
+    from scheduler.singleton import hold_scheduler_lock
+    from scheduler.standalone import banner, ensure_admin
+    from tradewind.db import migrate
+
+    configure_daemon_logging(ctx.settings.log_level)
+    migrate(ctx.engine)
+    factory = ctx.session_factory
+    password = ensure_admin(factory, ctx.settings)
+    with hold_scheduler_lock(ctx.engine, factory, ctx.settings):
+        processor = _start_dag_processor()
+        try:
+            print(banner(ctx.settings, ctx.settings.resolved_database_url, password), flush=True)
+            Scheduler(factory, ctx.settings, make_executor(ctx.settings)).run()
+        finally:
+            processor.terminate()
+            processor.wait(timeout=30)
     return 0
 
 

@@ -31,6 +31,7 @@ from tradewind.db import session_scope
 from tradewind.models import DagModel, DagRun
 from tradewind.models.base import utcnow
 from tradewind.state import DagRunState
+from tradewind.wakeup import WakeListener
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -62,6 +63,8 @@ class Scheduler:
         self._last_beat: datetime | None = None
         self._last_liveness: datetime | None = None
         self._stopping = False
+        self._listener: WakeListener | None = None
+        self._listener_fd: int | None = None
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
         os.set_blocking(self._wake_write, False)
@@ -72,6 +75,10 @@ class Scheduler:
         """Loop until SIGTERM or SIGINT, then shut down cleanly."""
         self._install_signal_handlers()
         self.executor.start()
+        bind = self.factory.kw.get("bind")
+        if bind is not None:
+            self._listener = WakeListener(bind)
+            self._listener_fd = self._listener.open()
         with session_scope(self.factory) as session:
             self.job_id = jobs.start_job(
                 session, "scheduler", now=utcnow(), executor_class=self.executor.name
@@ -109,9 +116,14 @@ class Scheduler:
             selector.register(self._wake_read, selectors.EVENT_READ)
             for fd in self.executor.wait_handles():
                 selector.register(fd, selectors.EVENT_READ)
-            selector.select(timeout)
+            if self._listener_fd is not None:
+                selector.register(self._listener_fd, selectors.EVENT_READ, "listener")
+            events = selector.select(timeout)
         finally:
             selector.close()
+        if any(key.data == "listener" for key, _ in events) and self._listener is not None:
+            self._listener.drain()
+            self._last_sweep = None  # something changed elsewhere: look at every run
         with contextlib.suppress(BlockingIOError):
             while os.read(self._wake_read, 1024):
                 pass
@@ -122,6 +134,8 @@ class Scheduler:
             self.settings.shutdown_grace_seconds,
         )
         finished = self.executor.end(self.settings.shutdown_grace_seconds)
+        if self._listener is not None:
+            self._listener.close()
         now = utcnow()
         with session_scope(self.factory) as session:
             self._record_finished(session, finished, now)
@@ -134,14 +148,13 @@ class Scheduler:
     def tick(self, now: datetime) -> TickReport:
         report = TickReport()
         finished = self.executor.collect()
+        # One write transaction per pass: on SQLite every transaction waits for the lock.
         with session_scope(self.factory) as session:
             self._record_finished(session, finished, now)
             report.created_runs = len(create_due_runs(session, now))
             for run in start_queued_runs(session, now):
                 self._dirty.add(run.id)
-        with session_scope(self.factory) as session:
             report.finished_runs = self._advance_runs(session, now)
-        with session_scope(self.factory) as session:
             picked = pick_for_queue(session, slots=self.executor.open_slots(), now=now)
             report.queued = [queue_instance(session, ti, now) for ti in picked]
         for request in report.queued:

@@ -21,6 +21,7 @@ from tradewind.schedules import DataInterval
 from tradewind.sdk.params import params_from_dump
 from tradewind.serialization import SerializedDag, TaskSpec
 from tradewind.state import DagRunState, DagRunType
+from tradewind.wakeup import wake_scheduler
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,7 @@ def create_dag_run(
     session.add(run)
     session.add_all(new_task_instance(run, spec, version.id) for spec in serialized.tasks.values())
     session.flush()
+    wake_scheduler(session)
     return run
 
 

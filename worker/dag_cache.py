@@ -32,6 +32,22 @@ class DagFileCache:
             )
         raise DagNotFound(f"DAG {dag_id!r} is no longer defined in {fileloc}")
 
+    def prime(self, fileloc: str, *, timeout_seconds: float = 30.0) -> None:
+        """Load a file ahead of time (in a parent, so forked children inherit it).
+
+        A file that fails or hangs is left out: the child loads it and reports why.
+        """
+        from worker.timeout import execution_timeout
+
+        try:
+            with execution_timeout(timeout_seconds):
+                result = self.load(fileloc)
+        except Exception:
+            self._loaded.pop(fileloc, None)
+            return
+        if result.errors:
+            self._loaded.pop(fileloc, None)
+
     def load(self, fileloc: str) -> FileLoadResult:
         try:
             stat = os.stat(fileloc)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from tradewind import xcom
-from tradewind.db import session_scope
+from tradewind.db import read_session
 from tradewind.errors import (
     TaskDefer,
     TaskFail,
@@ -97,10 +97,6 @@ class TryExecution:
             runtime_ti = self._runtime_ti(request, ti_id, run, task)
             context = self._context(dag, task, runtime_ti, run)
             outcome.task, outcome.context, outcome.runtime_ti = task, context, runtime_ti
-            with session_scope(self.factory) as session:
-                xcom.clear_xcoms(
-                    session, dag_run_pk=run.id, task_id=task.task_id, map_index=request.map_index
-                )
             if task.is_mapped:
                 task = task.unmap(context, request.map_index)  # type: ignore[attr-defined]
                 context["task"] = runtime_ti.task = outcome.task = task
@@ -197,7 +193,7 @@ class TryExecution:
         )
         if run.logical_date is None:
             return values
-        with session_scope(self.factory) as session:
+        with read_session(self.factory) as session:
             previous = session.scalar(
                 select(DagRun)
                 .where(

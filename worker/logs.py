@@ -104,28 +104,40 @@ class TryLogHandler(logging.Handler):
         if full:
             self.ship()
 
-    def ship(self) -> None:
-        """Write whatever is buffered as one chunk."""
+    def _take(self) -> str:
         with self._buffer_lock:
-            if not self._buffer:
-                return
             content, self._buffer, self._size = "".join(self._buffer), [], 0
+        return content
+
+    def _chunk(self, content: str) -> LogChunk:
+        return LogChunk(
+            dag_run_id=self.ident.dag_run_pk,
+            dag_id=self.ident.dag_id,
+            run_id=self.ident.run_id,
+            task_id=self.ident.task_id,
+            map_index=self.ident.map_index,
+            try_number=self.ident.try_number,
+            content=content,
+        )
+
+    def ship(self) -> None:
+        """Write whatever is buffered as one chunk, in its own transaction."""
         with self._ship_lock:
+            content = self._take()
+            if not content:
+                return
             try:
                 with session_scope(self.factory) as session:
-                    session.add(
-                        LogChunk(
-                            dag_run_id=self.ident.dag_run_pk,
-                            dag_id=self.ident.dag_id,
-                            run_id=self.ident.run_id,
-                            task_id=self.ident.task_id,
-                            map_index=self.ident.map_index,
-                            try_number=self.ident.try_number,
-                            content=content,
-                        )
-                    )
+                    session.add(self._chunk(content))
             except Exception:
                 logger.exception("could not ship a log chunk of %s", self.ident)
+
+    def ship_with(self, session: Session) -> None:
+        """Add whatever is buffered to the caller's transaction (it commits)."""
+        with self._ship_lock:
+            content = self._take()
+            if content:
+                session.add(self._chunk(content))
 
     def _loop(self) -> None:
         next_beat = time.monotonic() + self._heartbeat_interval

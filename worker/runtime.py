@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from tradewind import xcom
-from tradewind.db import session_scope
+from tradewind.db import read_session, session_scope
 from tradewind.models import DagRun, TaskInstance
 
 if TYPE_CHECKING:
@@ -131,7 +131,7 @@ class RuntimeTaskInstance:
         else:
             ids = list(task_ids)
         indexes = [map_indexes] if isinstance(map_indexes, int) else map_indexes
-        with session_scope(self.factory) as session:
+        with read_session(self.factory) as session:
             values = xcom.get_values(
                 session, dag_run_pk=self.dag_run.id, task_ids=ids, key=key, map_indexes=indexes
             )

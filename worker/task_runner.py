@@ -8,13 +8,15 @@ twice; `resolve_try_end` in `tradewind.state` decides what each way of ending me
 
 from __future__ import annotations
 
+import functools
 import getpass
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from sqlalchemy import select, update
 
@@ -33,6 +35,7 @@ from tradewind.state import (
     check_transition,
     resolve_try_end,
 )
+from tradewind.wakeup import wake_scheduler
 from worker.dag_cache import DagFileCache
 from worker.execution import TryExecution, TryOutcome
 from worker.logs import TryIdentity, TryLogHandler, capture
@@ -83,12 +86,15 @@ class TaskRunner:
         *,
         dags: DagFileCache | None = None,
         echo: TextIO | None = None,
+        hostname: str | None = None,
+        on_recorded: Callable[[], None] | None = None,
     ) -> None:
         self.factory = factory
         self.settings = settings
         self.dags = dags or DagFileCache()
         self.echo = echo
-        self.hostname = socket.getfqdn()
+        self.hostname = hostname or host_name()
+        self.on_recorded = on_recorded
         self.execution = TryExecution(factory, settings, self.dags, self.hostname)
 
     # --- the whole try --------------------------------------------------------------
@@ -121,64 +127,80 @@ class TaskRunner:
                     "Running %s on host %s, pid %s", request, self.hostname, os.getpid()
                 )
                 outcome = self.execution.execute(request, ti_id, run, fileloc)
-                state = self._record(request, ti_id, outcome)
+                state = self._record(request, ti_id, outcome, handler)
+                if self.on_recorded is not None:
+                    self.on_recorded()
                 self.execution.run_callbacks(request, outcome, state)
         finally:
             handler.close()
         error = f"{type(outcome.error).__name__}: {outcome.error}" if outcome.error else None
         return TryResult(request, state, ran=True, error=error)
 
+    def _claim_statement(self, request: TryRequest, now: datetime) -> Any:
+        return (
+            update(TaskInstance)
+            .where(
+                TaskInstance.dag_id == request.dag_id,
+                TaskInstance.run_id == request.run_id,
+                TaskInstance.task_id == request.task_id,
+                TaskInstance.map_index == request.map_index,
+                TaskInstance.try_number == request.try_number,
+                TaskInstance.state == str(TI.QUEUED),
+            )
+            .values(
+                state=str(TI.RUNNING),
+                start_date=now,
+                end_date=None,
+                duration=None,
+                heartbeat_at=now,
+                hostname=self.hostname,
+                unixname=_unixname(),
+                pid=os.getpid(),
+            )
+            .returning(TaskInstance.id, TaskInstance.dag_version_id)
+        )
+
+    @staticmethod
+    def _run_query(request: TryRequest) -> Any:
+        return select(DagRun).where(
+            DagRun.dag_id == request.dag_id, DagRun.run_id == request.run_id
+        )
+
     def _claim(self, request: TryRequest) -> tuple[str, DagRunView, str] | None:
-        now = utcnow()
         with session_scope(self.factory) as session:
-            claimed = session.execute(
-                update(TaskInstance)
-                .where(
-                    TaskInstance.dag_id == request.dag_id,
-                    TaskInstance.run_id == request.run_id,
-                    TaskInstance.task_id == request.task_id,
-                    TaskInstance.map_index == request.map_index,
-                    TaskInstance.try_number == request.try_number,
-                    TaskInstance.state == str(TI.QUEUED),
-                )
-                .values(
-                    state=str(TI.RUNNING),
-                    start_date=now,
-                    end_date=None,
-                    duration=None,
-                    heartbeat_at=now,
-                    hostname=self.hostname,
-                    unixname=_unixname(),
-                    pid=os.getpid(),
-                )
-                .returning(TaskInstance.id, TaskInstance.dag_version_id)
-            ).first()
+            claimed = session.execute(self._claim_statement(request, utcnow())).first()
             if claimed is None:
                 return None
             ti_id, version_id = claimed
-            run = session.scalar(
-                select(DagRun).where(
-                    DagRun.dag_id == request.dag_id, DagRun.run_id == request.run_id
+            run = session.scalar(self._run_query(request))
+            if run is not None:  # XComs of an earlier try of this instance are gone
+                xcom.clear_xcoms(
+                    session, dag_run_pk=run.id, task_id=request.task_id, map_index=request.map_index
                 )
-            )
             fileloc = session.scalar(select(DagVersion.fileloc).where(DagVersion.id == version_id))
             if run is None or fileloc is None:  # pragma: no cover - foreign keys prevent it
                 raise TradewindError(f"{request}: its run or DAG version has vanished")
             return ti_id, DagRunView.of(run), fileloc
 
+    @staticmethod
+    def _heartbeat_statement(ti_id: str) -> Any:
+        return (
+            update(TaskInstance)
+            .where(TaskInstance.id == ti_id, TaskInstance.state == str(TI.RUNNING))
+            .values(heartbeat_at=utcnow())
+        )
+
     def _heartbeat(self, ti_id: str) -> None:
         with session_scope(self.factory) as session:
-            session.execute(
-                update(TaskInstance)
-                .where(TaskInstance.id == ti_id, TaskInstance.state == str(TI.RUNNING))
-                .values(heartbeat_at=utcnow())
-            )
+            session.execute(self._heartbeat_statement(ti_id))
 
     # --- running the code -----------------------------------------------------------
 
     # --- recording the end ------------------------------------------------------------
 
-    def _record(self, request: TryRequest, ti_id: str, outcome: TryOutcome) -> TaskInstanceState:
+    def _record(
+        self, request: TryRequest, ti_id: str, outcome: TryOutcome, log: TryLogHandler
+    ) -> TaskInstanceState:
         now = utcnow()
         task = outcome.task
         policy = (
@@ -200,15 +222,18 @@ class TaskRunner:
             reschedule_at=outcome.reschedule_at,
         )
         check_transition(TI.RUNNING, transition.state)
+        task_logger.info("Try %s ends: %s", request.try_number, transition.state)
+        if transition.next_try_at is not None:
+            task_logger.info("Next try not before %s", transition.next_try_at.isoformat())
         try:
-            return self._write_end(request, ti_id, outcome, transition, now)
+            return self._write_end(request, ti_id, outcome, transition, now, log)
         except Exception as exc:
             if outcome.end is not TryEnd.SUCCESS:
                 raise
             # The code succeeded but its results could not be stored: the try failed.
             task_logger.exception("Could not record the results of %s", request)
             outcome.end, outcome.error, outcome.xcoms = TryEnd.FAILED, exc, []
-            return self._record(request, ti_id, outcome)
+            return self._record(request, ti_id, outcome, log)
 
     def _write_end(
         self,
@@ -217,8 +242,10 @@ class TaskRunner:
         outcome: TryOutcome,
         transition: Transition,
         now: datetime,
+        log: TryLogHandler,
     ) -> TaskInstanceState:
         with session_scope(self.factory) as session:
+            log.ship_with(session)  # the log is complete when the state says the try ended
             row = session.scalar(
                 select(TaskInstance).where(TaskInstance.id == ti_id).with_for_update()
             )
@@ -238,9 +265,7 @@ class TaskRunner:
             row.rendered_fields = outcome.rendered_fields
             if transition.state is TI.SUCCESS:
                 self._store_success(session, row, outcome)
-        task_logger.info("Try %s ended: %s", request.try_number, transition.state)
-        if transition.next_try_at is not None:
-            task_logger.info("Next try not before %s", transition.next_try_at.isoformat())
+            wake_scheduler(session)
         return transition.state
 
     def _store_success(self, session: Session, row: TaskInstance, outcome: TryOutcome) -> None:
@@ -260,6 +285,30 @@ class TaskRunner:
                 )
                 .values(state=str(TI.SKIPPED), start_date=utcnow(), end_date=utcnow())
             )
+
+
+@functools.cache
+def host_name() -> str:
+    """This host's name (looked up once per process: it may need DNS)."""
+    return socket.getfqdn()
+
+
+def warm_up(factory: sessionmaker[Session]) -> None:
+    """Compile the statements a try runs, in a transaction that is rolled back, so
+    processes forked from this one find them in the engine's statement cache."""
+    request = TryRequest("~warm-up~", "~warm-up~", "~warm-up~", -1, 0)
+    session = factory()
+    try:
+        runner = TaskRunner(factory, settings=None, hostname="warm-up")  # type: ignore[arg-type]
+        session.execute(runner._claim_statement(request, utcnow()))
+        session.scalar(runner._run_query(request))
+        session.scalar(select(DagVersion.fileloc).where(DagVersion.id == "~"))
+        xcom.clear_xcoms(session, dag_run_pk=-1, task_id="~", map_index=-1)
+        session.scalar(select(TaskInstance).where(TaskInstance.id == "~").with_for_update())
+        session.execute(runner._heartbeat_statement("~"))
+    finally:
+        session.rollback()
+        session.close()
 
 
 def _unixname() -> str:

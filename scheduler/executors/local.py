@@ -9,6 +9,8 @@ whose process died without recording its end is failed or retried as a lost try.
 from __future__ import annotations
 
 import contextlib
+import gc
+import importlib
 import logging
 import os
 import signal
@@ -21,14 +23,34 @@ from typing import TYPE_CHECKING
 
 from scheduler.executors.base import Executor, TryFinished
 from tradewind.errors import TradewindError
+from worker.dag_cache import DagFileCache
 from worker.logs import TryIdentity
 from worker.task_runner import TryRequest
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
     from tradewind.settings import Settings
 
 logger = logging.getLogger(__name__)
 DONE = b"done"
+# What tries commonly need, imported once here instead of in every forked child.
+WARM_MODULES = (
+    "jinja2",
+    "jinja2.sandbox",
+    "jinja2.nativetypes",
+    "jsonschema",
+    "tradewind.sdk.decorators",
+    "tradewind.operators.python",
+    "tradewind.operators.bash",
+    "tradewind.operators.empty",
+    "worker.execution",
+    "jinja2.ext",
+    "tradewind.sdk.templating",
+    "tradewind.sdk.context",
+    "tradewind.sdk.macros",
+)
 
 
 class TaskTerminated(TradewindError):
@@ -41,6 +63,7 @@ class _Child:
     fd: int
     request: TryRequest
     started: float
+    reported: bool = False  # the try's end is recorded; the process may still be closing
 
 
 class LocalExecutor(Executor):
@@ -50,6 +73,38 @@ class LocalExecutor(Executor):
         self.settings = settings
         self.parallelism = settings.parallelism
         self._children: dict[int, _Child] = {}
+        self._engine: Engine | None = None
+        self._factory: sessionmaker[Session] | None = None
+        self._dags = DagFileCache()
+        self._filelocs: dict[str, str] = {}
+
+    def start(self) -> None:
+        """Warm this process up once so every forked try starts fast: import what tries
+        use, compile the statements they run, and freeze the heap (fewer copied pages)."""
+        from tradewind.db import make_engine, make_session_factory
+        from worker.task_runner import host_name, warm_up
+
+        for module in WARM_MODULES:
+            importlib.import_module(module)
+        self._engine = make_engine(self.settings)
+        self._factory = make_session_factory(self._engine)
+        warm_up(self._factory)
+        host_name()
+        gc.collect()
+        gc.freeze()
+
+    def _fileloc(self, dag_id: str) -> str | None:
+        if dag_id not in self._filelocs and self._factory is not None:
+            from sqlalchemy import select
+
+            from tradewind.db import read_session
+            from tradewind.models import DagModel
+
+            with read_session(self._factory) as session:
+                fileloc = session.scalar(select(DagModel.fileloc).where(DagModel.dag_id == dag_id))
+            if fileloc is not None:
+                self._filelocs[dag_id] = fileloc
+        return self._filelocs.get(dag_id)
 
     def open_slots(self) -> int:
         return self.parallelism - len(self._children)
@@ -61,35 +116,51 @@ class LocalExecutor(Executor):
         return list(self._children)
 
     def queue(self, request: TryRequest) -> None:
+        if self._engine is None:
+            self.start()
+        fileloc = self._fileloc(request.dag_id)
+        if fileloc is not None:
+            self._dags.prime(fileloc)
         read_fd, write_fd = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child never returns
             os.close(read_fd)
-            _child_main(request, self.settings, write_fd)
+            _child_main(request, self, write_fd)
         os.close(write_fd)
         os.set_blocking(read_fd, False)
         self._children[read_fd] = _Child(pid, read_fd, request, time.monotonic())
 
     def collect(self) -> list[TryFinished]:
+        """Tries that recorded their end (reported at once, while their process still
+        closes down) and processes that ended without doing so."""
         finished = []
         for child in list(self._children.values()):
+            if not child.reported and DONE in _read_available(child.fd):
+                child.reported = True
+                finished.append(TryFinished(child.request, clean=True))
             pid, status = os.waitpid(child.pid, os.WNOHANG)
-            if pid == 0:
-                continue
-            finished.append(self._reap(child, status))
+            if pid != 0:
+                result = self._reap(child, status)
+                if result is not None:
+                    finished.append(result)
         return finished
 
-    def _reap(self, child: _Child, status: int) -> TryFinished:
-        try:
-            said = os.read(child.fd, 64)
-        except BlockingIOError:
-            said = b""
+    def _reap(self, child: _Child, status: int) -> TryFinished | None:
+        if not child.reported and DONE in _read_available(child.fd):
+            child.reported = True
+            if status == 0:
+                return self._forget(child, TryFinished(child.request, clean=True))
+        self._forget(child, None)
+        if child.reported:
+            return None
+        return TryFinished(child.request, clean=False, detail=describe_status(status))
+
+    def _forget(self, child: _Child, result: TryFinished | None) -> TryFinished | None:
         os.close(child.fd)
         del self._children[child.fd]
-        clean = status == 0 and said == DONE
-        return TryFinished(child.request, clean, "" if clean else describe_status(status))
+        return result
 
     def end(self, grace_seconds: float) -> list[TryFinished]:
         finished = []
@@ -109,8 +180,17 @@ class LocalExecutor(Executor):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.pid, signal.SIGKILL)
             _, status = os.waitpid(child.pid, 0)
-            finished.append(self._reap(child, status))
+            result = self._reap(child, status)
+            if result is not None:
+                finished.append(result)
         return finished
+
+
+def _read_available(fd: int) -> bytes:
+    try:
+        return os.read(fd, 64)
+    except BlockingIOError:
+        return b""
 
 
 def describe_status(status: int) -> str:
@@ -123,7 +203,9 @@ def describe_status(status: int) -> str:
     return f"the try's process exited with code {os.waitstatus_to_exitcode(status)}"
 
 
-def _child_main(request: TryRequest, settings: Settings, write_fd: int) -> None:  # pragma: no cover
+def _child_main(
+    request: TryRequest, executor: LocalExecutor, write_fd: int
+) -> None:  # pragma: no cover
     """Runs in the forked child: one try, then exit. Never returns."""
     code = 1
     try:
@@ -131,14 +213,23 @@ def _child_main(request: TryRequest, settings: Settings, write_fd: int) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, _terminate)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        settings = executor.settings
         _redirect_output(request, settings)
-        from tradewind.db import make_engine, make_session_factory, use_session_factory
+        from tradewind.db import use_session_factory
         from worker.task_runner import TaskRunner
 
-        factory = make_session_factory(make_engine(settings))
+        engine, factory = executor._engine, executor._factory
+        if engine is None or factory is None:
+            raise RuntimeError("the local executor was not started")
+        # New connections for this process; the warmed statement cache is kept.
+        engine.dispose(close=False)
         use_session_factory(factory)
-        TaskRunner(factory, settings).run(request)
-        os.write(write_fd, DONE)
+
+        def recorded() -> None:
+            os.write(write_fd, DONE)
+
+        TaskRunner(factory, settings, dags=executor._dags, on_recorded=recorded).run(request)
+        os.write(write_fd, DONE)  # also when the try was not ours to run
         code = 0
     except BaseException:
         traceback.print_exc()

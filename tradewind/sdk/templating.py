@@ -80,16 +80,28 @@ _FILTERS = {
 }
 
 
+class _LazyEnvironment:
+    """The Jinja environment, built only if some field really holds a template."""
+
+    def __init__(self, task: BaseOperator, env: jinja2.Environment | None = None) -> None:
+        self._task, self._env = task, env
+
+    def get(self) -> jinja2.Environment:
+        if self._env is None:
+            self._env = make_environment(self._task.dag)
+        return self._env
+
+
 def render_fields(
     task: BaseOperator, context: Mapping[str, Any], env: jinja2.Environment | None = None
 ) -> dict[str, Any]:
     """Render the task's template fields in place; returns the rendered values."""
-    env = env or make_environment(task.dag)
+    lazy = _LazyEnvironment(task, env)
     rendered: dict[str, Any] = {}
     for field in task.template_fields:
         value = getattr(task, field)
         try:
-            result = _render(task, value, context, env)
+            result = _render(task, value, context, lazy)
         except TemplateRenderError as exc:
             raise TemplateRenderError(
                 f"task {task.task_id!r}: cannot render template field {field!r}: {exc}"
@@ -102,13 +114,13 @@ def render_fields(
 def render_value(task: BaseOperator, value: Any, context: Mapping[str, Any]) -> Any:
     """Render one value (a string, or strings nested in lists and dicts)."""
     try:
-        return _render(task, value, context, make_environment(task.dag))
+        return _render(task, value, context, _LazyEnvironment(task))
     except TemplateRenderError as exc:
         raise TemplateRenderError(f"task {task.task_id!r}: {exc}") from None
 
 
 def _render(
-    task: BaseOperator, value: Any, context: Mapping[str, Any], env: jinja2.Environment
+    task: BaseOperator, value: Any, context: Mapping[str, Any], env: _LazyEnvironment
 ) -> Any:
     from tradewind.sdk.params import DagParam
     from tradewind.sdk.xcom_arg import XComArg
@@ -129,17 +141,16 @@ def _render(
 
 
 def _render_string(
-    task: BaseOperator, value: str, context: Mapping[str, Any], env: jinja2.Environment
+    task: BaseOperator, value: str, context: Mapping[str, Any], lazy: _LazyEnvironment
 ) -> Any:
+    is_file = value.endswith(tuple(task.template_ext)) if task.template_ext else False
+    if not is_file and "{{" not in value and "{%" not in value and "{#" not in value:
+        return value
     import jinja2
 
+    env = lazy.get()
     try:
-        if value.endswith(tuple(task.template_ext)):
-            template = env.get_template(value)
-        else:
-            if "{{" not in value and "{%" not in value and "{#" not in value:
-                return value
-            template = env.from_string(value)
+        template = env.get_template(value) if is_file else env.from_string(value)
         return template.render(**context)
     except jinja2.UndefinedError as exc:
         raise TemplateRenderError(f"{exc.message}") from None

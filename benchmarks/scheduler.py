@@ -1,0 +1,283 @@
+"""Scheduler + local executor throughput and latency: measures, never asserts.
+
+    python benchmarks/scheduler.py                      # SQLite
+    python benchmarks/scheduler.py --postgres URL       # a Postgres database (it is reset)
+    python benchmarks/scheduler.py --only chain50,wide200 --parallelism 8
+
+For each shape a fresh `tradewind scheduler` process tree runs the workload: runs are
+created directly in the database, and the time is the span from the first run's
+``queued_at`` to the last run's ``end_date`` as the database recorded them. CPU is the
+whole scheduler tree's (scheduler, DAG processor, every task process), from
+``getrusage`` after it exits; RSS is sampled from /proc while it works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SHAPES = {
+    "chain50": ("chain", 50, 1),
+    "wide200": ("wide", 200, 1),
+    "wide1000": ("wide", 1000, 1),
+    "runs50x10": ("chain", 10, 50),
+}
+
+DAG_SOURCE = """
+from tradewind import DAG
+from tradewind.operators.python import PythonOperator
+
+def noop():
+    return None
+
+with DAG("{dag_id}", max_active_runs=100, max_active_tasks=1000):
+    previous = None
+    for i in range({n}):
+        current = PythonOperator(task_id=f"t{{i}}", python_callable=noop)
+        if "{kind}" == "chain" and previous is not None:
+            previous >> current
+        previous = current
+"""
+
+
+def tree_pids(root: int) -> list[int]:
+    pids, pending = [], [root]
+    while pending:
+        pid = pending.pop()
+        pids.append(pid)
+        try:
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children") as handle:
+                    pending.extend(int(c) for c in handle.read().split())
+        except OSError:
+            continue
+    return pids
+
+
+def tree_rss_mb(root: int) -> float:
+    total = 0
+    for pid in tree_pids(root):
+        try:
+            with open(f"/proc/{pid}/status") as handle:
+                for line in handle:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+@dataclass
+class RssSampler:
+    root: int
+    peak: float = 0.0
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, tree_rss_mb(self.root))
+            time.sleep(0.1)
+
+    def stop(self) -> float:
+        self._stop.set()
+        return self.peak
+
+
+class Harness:
+    def __init__(self, database_url: str | None, parallelism: int) -> None:
+        self.database_url = database_url
+        self.parallelism = parallelism
+        self.results: dict[str, Any] = {}
+
+    def env(self, home: Path, dags: Path) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEWIND_")}
+        env.update(
+            TRADEWIND_HOME=str(home),
+            TRADEWIND_DAGS_FOLDER=str(dags),
+            TRADEWIND_PARALLELISM=str(self.parallelism),
+            TRADEWIND_LOG_LEVEL="WARNING",
+        )
+        if self.database_url:
+            env["TRADEWIND_DATABASE_URL"] = self.database_url
+        return env
+
+    def measure(self, name: str) -> None:
+        kind, n, runs = SHAPES[name]
+        work = Path(tempfile.mkdtemp(prefix=f"tw-{name}-"))
+        home, dags = work / "home", work / "dags"
+        dags.mkdir(parents=True)
+        (dags / f"{name}.py").write_text(DAG_SOURCE.format(dag_id=name, n=n, kind=kind))
+        env = self.env(home, dags)
+        os.environ.update(env)
+        subprocess.run(
+            ["tradewind", "db", "reset", "--yes"], env=env, check=True, capture_output=True
+        )
+        subprocess.run(
+            ["tradewind", "dags", "unpause", name], env=env, check=True, capture_output=True
+        )
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        log = (work / "scheduler.log").open("w")
+        started = time.perf_counter()
+        scheduler = subprocess.Popen(
+            os.environ.get("TW_SCHED_CMD", "tradewind scheduler").split(),
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+        sampler = RssSampler(scheduler.pid)
+        sampler.start()
+        try:
+            self._wait_job(env)
+            ready = time.perf_counter() - started
+            time.sleep(1.0)
+            idle_rss = tree_rss_mb(scheduler.pid)
+            span = self._run_workload(name, runs)
+        finally:
+            scheduler.terminate()
+            scheduler.wait(timeout=60)
+            log.close()
+        peak = sampler.stop()
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        tasks = n * runs
+        row = {
+            "tasks": tasks,
+            "seconds": round(span, 3),
+            "tasks_per_second": round(tasks / span, 1),
+            "cpu_ms_per_task": round(1000 * cpu / tasks, 2),
+            "peak_rss_mb": round(peak, 1),
+            "idle_rss_mb": round(idle_rss, 1),
+            "scheduler_ready_s": round(ready, 2),
+        }
+        if kind == "chain" and runs == 1:
+            row["per_hop_ms"] = round(1000 * span / n, 1)
+        self.results[name] = row
+        print(f"{name:<10} " + "  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+    def _wait_job(self, env: dict[str, str]) -> None:
+        for _ in range(300):
+            check = subprocess.run(
+                ["tradewind", "jobs", "check"], env=env, capture_output=True, check=False
+            )
+            if check.returncode == 0:
+                return
+            time.sleep(0.05)
+        raise RuntimeError("the scheduler never became alive")
+
+    def _run_workload(self, dag_id: str, runs: int) -> float:
+        from sqlalchemy import func, select
+
+        from tradewind.dagruns import RunRequest, create_dag_run, latest_version
+        from tradewind.db import make_engine, make_session_factory, session_scope
+        from tradewind.models import DagModel, DagRun
+        from tradewind.models.base import utcnow
+        from tradewind.settings import get_settings
+        from tradewind.state import DagRunType
+
+        factory = make_session_factory(make_engine(get_settings()))
+        with session_scope(factory) as session:
+            model = session.get(DagModel, dag_id)
+            version = latest_version(session, dag_id)
+            now = utcnow()
+            for i in range(runs):
+                create_dag_run(
+                    session,
+                    model,  # type: ignore[arg-type]
+                    version,
+                    RunRequest(run_type=DagRunType.MANUAL, run_after=now, run_id=f"bench_{i}"),
+                    now=now,
+                )
+        while True:
+            with session_scope(factory) as session:
+                done = session.scalar(
+                    select(func.count()).where(
+                        DagRun.dag_id == dag_id, DagRun.state.in_(["success", "failed"])
+                    )
+                )
+                if done == runs:
+                    first, last = session.execute(
+                        select(func.min(DagRun.queued_at), func.max(DagRun.end_date)).where(
+                            DagRun.dag_id == dag_id
+                        )
+                    ).one()
+                    failed = session.scalar(
+                        select(func.count()).where(
+                            DagRun.dag_id == dag_id, DagRun.state == "failed"
+                        )
+                    )
+                    if failed:
+                        raise RuntimeError(f"{failed} run(s) of {dag_id} failed")
+                    return (last - first).total_seconds()
+            time.sleep(0.05)
+
+
+def standalone_startup() -> float:
+    work = Path(tempfile.mkdtemp(prefix="tw-standalone-"))
+    (work / "dags").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEWIND_")}
+    env.update(TRADEWIND_HOME=str(work / "home"), TRADEWIND_DAGS_FOLDER=str(work / "dags"))
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        ["tradewind", "standalone"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if b"Scheduler started" in line:
+                return time.perf_counter() - started
+        raise RuntimeError("standalone exited before it was ready")
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--postgres", metavar="URL", help="metadata DB URL (default: SQLite)")
+    parser.add_argument("--parallelism", type=int, default=8)
+    parser.add_argument("--only", default=",".join([*SHAPES, "startup"]))
+    args = parser.parse_args()
+    harness = Harness(args.postgres, args.parallelism)
+    print(
+        f"{os.cpu_count()} cores, {args.postgres or 'SQLite'}, local executor, "
+        f"parallelism {args.parallelism}"
+    )
+    for name in args.only.split(","):
+        if name == "startup":
+            seconds = min(standalone_startup() for _ in range(3))
+            harness.results["standalone_ready_s"] = round(seconds, 2)
+            print(f"standalone ready in {seconds:.2f} s (best of 3, fresh home, SQLite)")
+        else:
+            harness.measure(name)
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"scheduler-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(
+        json.dumps({"database": args.postgres or "sqlite", **harness.results}, indent=2)
+    )
+    print(f"written to {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Users and passwords (the API and UI authenticate against these)."""

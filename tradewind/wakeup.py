@@ -1,0 +1,119 @@
+"""Waking the scheduler when there is work: a run was created, a try ended.
+
+On Postgres this is ``NOTIFY tradewind_scheduler`` sent in the same transaction as the
+change (so it arrives only once the change is visible). On SQLite, which has no
+notifications, the writer sends a datagram to a Unix socket next to the database file
+after its commit. Both are hints: a lost one costs at most one poll interval.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+logger = logging.getLogger(__name__)
+CHANNEL = "tradewind_scheduler"
+_PENDING = "tradewind_wake_scheduler"
+
+
+def socket_path(engine: Engine) -> Path | None:
+    """Where the scheduler of an SQLite database listens (None for other databases)."""
+    if engine.dialect.name != "sqlite" or not engine.url.database:
+        return None
+    return Path(f"{engine.url.database}.wake")
+
+
+def wake_scheduler(session: Session) -> None:
+    """Ask the scheduler to look at the database once this transaction commits."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+    else:
+        session.info[_PENDING] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    if not session.info.pop(_PENDING, False):
+        return
+    bind = session.get_bind()
+    path = socket_path(bind) if isinstance(bind, Engine) else None
+    if path is not None:
+        send_datagram(path)
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def send_datagram(path: Path) -> None:
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        sock.sendto(b"w", str(path))
+
+
+class WakeListener:
+    """The scheduler's end: a file descriptor that becomes readable when woken."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._socket: socket.socket | None = None
+        self._connection: Any = None
+        self._path = socket_path(engine)
+
+    def open(self) -> int | None:
+        try:
+            if self._path is not None:
+                return self._open_socket(self._path)
+            if self.engine.dialect.name == "postgresql":
+                return self._open_listen()
+        except Exception:
+            logger.warning("Wake-ups unavailable; relying on polling", exc_info=True)
+        return None
+
+    def _open_socket(self, path: Path) -> int:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        sock.bind(str(path))
+        os.chmod(path, 0o600)
+        self._socket = sock
+        return sock.fileno()
+
+    def _open_listen(self) -> int:
+        import psycopg
+
+        url = self.engine.url.set(drivername="postgresql")
+        dsn = url.render_as_string(hide_password=False)
+        self._connection = psycopg.connect(dsn, autocommit=True)
+        self._connection.execute(f"LISTEN {CHANNEL}")
+        return int(self._connection.fileno())
+
+    def drain(self) -> None:
+        """Consume pending wake-ups (call when the descriptor was readable)."""
+        if self._socket is not None:
+            with contextlib.suppress(BlockingIOError):
+                while self._socket.recv(64):
+                    pass
+        if self._connection is not None:
+            for _ in self._connection.notifies(timeout=0, stop_after=None):
+                pass
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            if self._path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    self._path.unlink()
+        if self._connection is not None:
+            self._connection.close()
