@@ -14,7 +14,8 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+import types
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -124,21 +125,42 @@ def module_name_for(path: Path) -> str:
 
 def load_dag_file(path: Path) -> FileLoadResult:
     """Import one DAG file and return the valid DAGs it defines plus its errors."""
+    path = path.resolve()
+
+    def run(name: str) -> None:
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot import {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+
+    return _load(str(path), module_name_for(path), run)
+
+
+def load_dag_source(source: str, fileloc: str, *, tag: str) -> FileLoadResult:
+    """Run the stored source of a DAG file (an earlier version) as if it were the file.
+
+    Tracebacks and template lookups still name the original path.
+    """
+
+    def run(name: str) -> None:
+        module = types.ModuleType(name)
+        module.__file__ = fileloc
+        sys.modules[name] = module
+        exec(compile(source, fileloc, "exec"), module.__dict__)
+
+    return _load(fileloc, f"{module_name_for(Path(fileloc))}_v{tag}", run)
+
+
+def _load(fileloc: str, name: str, run: Callable[[str], None]) -> FileLoadResult:
     from tradewind.sdk._context import DagCollector
 
-    path = path.resolve()
-    fileloc = str(path)
     result = FileLoadResult(fileloc=fileloc)
     started = time.perf_counter()
-    name = module_name_for(path)
     with DagCollector() as collector:
         try:
-            spec = importlib.util.spec_from_file_location(name, path)
-            if spec is None or spec.loader is None:
-                raise ImportError(f"cannot import {path}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
+            run(name)
         except (Exception, SystemExit) as exc:
             sys.modules.pop(name, None)
             result.errors.append(error_from_exception(exc, fileloc))

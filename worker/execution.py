@@ -23,12 +23,12 @@ from tradewind.errors import (
     TaskSkip,
     TaskTimeout,
 )
-from tradewind.models import DagRun
+from tradewind.models import DagRun, DagVersion
 from tradewind.models.base import utcnow
 from tradewind.sdk.context import base_context
 from tradewind.serialization import jsonable
 from tradewind.state import TaskInstanceState, TryEnd
-from worker.dag_cache import DagFileCache
+from worker.dag_cache import DagFileCache, VersionRef
 from worker.runtime import DagRunView, RuntimeTaskInstance
 from worker.timeout import execution_timeout
 
@@ -89,10 +89,12 @@ class TryExecution:
         self.dags = dags
         self.hostname = hostname
 
-    def execute(self, request: TryRequest, ti_id: str, run: DagRunView, fileloc: str) -> TryOutcome:
+    def execute(
+        self, request: TryRequest, ti_id: str, run: DagRunView, version: VersionRef
+    ) -> TryOutcome:
         outcome = TryOutcome(end=TryEnd.FAILED)
         try:
-            dag = self.dags.get(fileloc, request.dag_id)
+            dag = self.dags.get_version(version, request.dag_id, lambda: self._source(version))
             task = dag.get_task(request.task_id)
             runtime_ti = self._runtime_ti(request, ti_id, run, task)
             context = self._context(dag, task, runtime_ti, run)
@@ -109,6 +111,12 @@ class TryExecution:
                 outcome.reschedule_at = error.reschedule_at  # type: ignore[assignment]
             self._log_end(request, outcome)
         return outcome
+
+    def _source(self, version: VersionRef) -> str | None:
+        with read_session(self.factory) as session:
+            return session.scalar(
+                select(DagVersion.source_code).where(DagVersion.id == version.version_id)
+            )
 
     def _run_code(self, task: BaseOperator, context: dict[str, Any], outcome: TryOutcome) -> None:
         _call_all(task.on_execute_callback, context, "on_execute_callback")  # type: ignore[attr-defined]

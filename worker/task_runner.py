@@ -36,7 +36,7 @@ from tradewind.state import (
     resolve_try_end,
 )
 from tradewind.wakeup import wake_scheduler
-from worker.dag_cache import DagFileCache
+from worker.dag_cache import DagFileCache, VersionRef
 from worker.execution import TryExecution, TryOutcome
 from worker.logs import TryIdentity, TryLogHandler, capture
 from worker.runtime import DagRunView
@@ -104,7 +104,7 @@ class TaskRunner:
         if claimed is None:
             logger.info("Not running %s: it is not queued for this try (already taken?)", request)
             return TryResult(request, None, ran=False, error="not queued for this try")
-        ti_id, run, fileloc = claimed
+        ti_id, run, version = claimed
         ident = TryIdentity(
             run.id,
             request.dag_id,
@@ -126,7 +126,7 @@ class TaskRunner:
                 task_logger.info(
                     "Running %s on host %s, pid %s", request, self.hostname, os.getpid()
                 )
-                outcome = self.execution.execute(request, ti_id, run, fileloc)
+                outcome = self.execution.execute(request, ti_id, run, version)
                 state = self._record(request, ti_id, outcome, handler)
                 if self.on_recorded is not None:
                     self.on_recorded()
@@ -166,7 +166,7 @@ class TaskRunner:
             DagRun.dag_id == request.dag_id, DagRun.run_id == request.run_id
         )
 
-    def _claim(self, request: TryRequest) -> tuple[str, DagRunView, str] | None:
+    def _claim(self, request: TryRequest) -> tuple[str, DagRunView, VersionRef] | None:
         with session_scope(self.factory) as session:
             claimed = session.execute(self._claim_statement(request, utcnow())).first()
             if claimed is None:
@@ -177,10 +177,14 @@ class TaskRunner:
                 xcom.clear_xcoms(
                     session, dag_run_pk=run.id, task_id=request.task_id, map_index=request.map_index
                 )
-            fileloc = session.scalar(select(DagVersion.fileloc).where(DagVersion.id == version_id))
-            if run is None or fileloc is None:  # pragma: no cover - foreign keys prevent it
+            version = session.execute(
+                select(DagVersion.fileloc, DagVersion.content_hash).where(
+                    DagVersion.id == version_id
+                )
+            ).first()
+            if run is None or version is None:  # pragma: no cover - foreign keys prevent it
                 raise TradewindError(f"{request}: its run or DAG version has vanished")
-            return ti_id, DagRunView.of(run), fileloc
+            return ti_id, DagRunView.of(run), VersionRef(version_id, *version)
 
     @staticmethod
     def _heartbeat_statement(ti_id: str) -> Any:
@@ -302,7 +306,9 @@ def warm_up(factory: sessionmaker[Session]) -> None:
         runner = TaskRunner(factory, settings=None, hostname="warm-up")  # type: ignore[arg-type]
         session.execute(runner._claim_statement(request, utcnow()))
         session.scalar(runner._run_query(request))
-        session.scalar(select(DagVersion.fileloc).where(DagVersion.id == "~"))
+        session.execute(
+            select(DagVersion.fileloc, DagVersion.content_hash).where(DagVersion.id == "~")
+        )
         xcom.clear_xcoms(session, dag_run_pk=-1, task_id="~", map_index=-1)
         session.scalar(select(TaskInstance).where(TaskInstance.id == "~").with_for_update())
         session.execute(runner._heartbeat_statement("~"))

@@ -299,3 +299,156 @@ def test_a_second_scheduler_on_sqlite_is_refused(
             second.process.wait(timeout=60)
             assert second.process.returncode == 1
             assert "SQLite supports one scheduler at a time" in second.output()
+
+
+def test_two_schedulers_on_postgres_run_every_try_exactly_once(
+    pg_database: str, home: Path, dags_folder: Path, tmp_path: Path, side: Path
+) -> None:
+    from sqlalchemy import create_engine, text
+
+    from tests.conftest import _truncate_all
+    from tradewind.dagruns import RunRequest, create_dag_run, latest_version
+    from tradewind.db import make_session_factory
+    from tradewind.models import DagModel
+    from tradewind.models.base import utcnow
+    from tradewind.settings import get_settings
+    from tradewind.state import DagRunType
+
+    engine = create_engine(pg_database)
+    _truncate_all(engine)
+    settings = get_settings(database_url=pg_database)
+    factory = make_session_factory(engine)
+    write(
+        dags_folder,
+        "many.py",
+        SIDE.format(side=str(side))
+        + """
+from tradewind import DAG, chain
+from tradewind.operators.python import PythonOperator
+
+def work(ti):
+    mark(f"{ti.run_id} {ti.task_id} {ti.try_number}")
+
+with DAG("many", max_active_runs=20, max_active_tasks=100):
+    tasks = [PythonOperator(task_id=f"t{i:02d}", python_callable=work) for i in range(25)]
+    chain(tasks[0], tasks[1:24], tasks[24])
+""",
+    )
+    parse_and_unpause(factory, settings, "many")
+    with session_scope(factory) as session:
+        model = session.get(DagModel, "many")
+        version = latest_version(session, "many")
+        for i in range(20):
+            create_dag_run(
+                session,
+                model,
+                version,  # type: ignore[arg-type]
+                RunRequest(run_type=DagRunType.MANUAL, run_after=utcnow(), run_id=f"run_{i:02d}"),
+                now=utcnow(),
+            )
+    env = daemon_env(settings, TRADEWIND_PARALLELISM="6")
+    with (
+        running(["scheduler", "--no-dag-processor"], env, tmp_path / "a.log") as first,
+        running(["scheduler", "--no-dag-processor"], env, tmp_path / "b.log") as second,
+    ):
+
+        def all_done() -> bool:
+            with engine.connect() as conn:
+                left = conn.execute(
+                    text("SELECT count(*) FROM dag_run WHERE state NOT IN ('success', 'failed')")
+                ).scalar()
+            return left == 0
+
+        wait_for(all_done, "all 20 runs to finish", timeout=240)
+    assert first.process.returncode == 0
+    assert second.process.returncode == 0
+    with engine.connect() as conn:
+        states = conn.execute(text("SELECT state, count(*) FROM dag_run GROUP BY state")).all()
+        hosts = conn.execute(
+            text("SELECT count(DISTINCT pid) FROM job WHERE job_type = 'scheduler'")
+        ).scalar()
+    assert dict(states) == {"success": 20}
+    assert hosts == 2
+    lines = side.read_text().splitlines()
+    assert len(lines) == 500
+    assert len(set(lines)) == 500  # no try executed twice
+    assert all(line.endswith(" 1") for line in lines)
+    engine.dispose()
+
+
+def test_a_run_finishes_on_the_dag_version_it_started_with(
+    dags_folder: Path,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    side: Path,
+    tmp_path: Path,
+) -> None:
+    gate = tmp_path / "gate"
+    source = (
+        SIDE.format(side=str(side))
+        + f"""
+import os, time
+from tradewind import DAG
+from tradewind.operators.python import PythonOperator
+
+def first():
+    while not os.path.exists({str(gate)!r}):
+        time.sleep(0.1)
+    mark("first")
+
+def second():
+    mark("second")
+
+with DAG("evolving"):
+    PythonOperator(task_id="first", python_callable=first) >> PythonOperator(
+        task_id="second", python_callable=second)
+"""
+    )
+    write(dags_folder, "evolving.py", source)
+    parse_and_unpause(session_factory, settings, "evolving")
+    env = daemon_env(settings)
+    with running(["scheduler"], env, tmp_path / "scheduler.log"):
+        with running(["dags", "trigger", "evolving"], env, tmp_path / "trigger.log") as trigger:
+            trigger.process.wait(timeout=60)
+
+        def first_running() -> bool:
+            with session_factory() as session:
+                state = session.scalar(
+                    select(TaskInstance.state).where(TaskInstance.task_id == "first")
+                )
+            return state == "running"
+
+        wait_for(first_running, "the first task to start")
+        # Edit the DAG mid-run: a third task appears and `second` is gone.
+        edited = source.replace(
+            'PythonOperator(task_id="first", python_callable=first) >> PythonOperator(\n'
+            '        task_id="second", python_callable=second)',
+            'PythonOperator(task_id="first", python_callable=first) >> PythonOperator(\n'
+            '        task_id="third", python_callable=second)',
+        )
+        assert edited != source
+        (dags_folder / "evolving.py").write_text(edited)
+
+        def new_version() -> bool:
+            from tradewind.models import DagVersion
+
+            with session_factory() as s:
+                return (
+                    len(list(s.scalars(select(DagVersion).where(DagVersion.dag_id == "evolving"))))
+                    == 2
+                )
+
+        wait_for(new_version, "the edited DAG to be parsed")
+        gate.write_text("go")
+        runs = wait_for(
+            lambda: [r for r in runs_of(session_factory, "evolving") if r.state == "success"],
+            "the run to finish",
+        )
+    with session_factory() as session:
+        tasks = set(
+            session.scalars(
+                select(TaskInstance.task_id).where(TaskInstance.run_id == runs[0].run_id)
+            )
+        )
+    assert tasks == {"first", "second"}
+    assert side.read_text().splitlines() == ["first", "second"]
