@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
 from scheduler.run_driver import serialized_for
+from tradewind import callbacks
 from tradewind.models import DagRun, LogChunk, TaskInstance
 from tradewind.state import (
     FINISHED_STATES,
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 TI = TaskInstanceState
+ABANDONED_CALLBACK_AFTER = timedelta(minutes=10)
 
 
 def _instance(session: Session, request: TryRequest) -> TaskInstance | None:
@@ -53,10 +55,11 @@ def end_lost_try(session: Session, request: TryRequest, detail: str, *, now: dat
     if row.state not in (str(TI.RUNNING), str(TI.QUEUED)):
         return False
     policy = RetryPolicy(retries=row.max_tries)
+    spec_raw: dict[str, Any] = {}
     if row.dag_version_id is not None:
         spec = serialized_for(session, row.dag_version_id).tasks.get(row.task_id)
         if spec is not None:
-            policy = spec.retry_policy
+            policy, spec_raw = spec.retry_policy, dict(spec.raw)
     transition = resolve_try_end(
         TryEnd.LOST,
         try_number=row.try_number,
@@ -70,8 +73,33 @@ def end_lost_try(session: Session, request: TryRequest, detail: str, *, now: dat
     row.duration = (now - row.start_date).total_seconds() if row.start_date else None
     row.next_try_at = transition.next_try_at
     _note_in_log(session, row, f"{detail}; try {row.try_number} is marked {transition.state}", now)
+    _owe_task_callback(session, row, transition.state, detail, spec_raw)
     logger.warning("%s: %s; marked %s", request, detail, transition.state)
     return True
+
+
+def _owe_task_callback(
+    session: Session, row: TaskInstance, state: TI, detail: str, spec: dict[str, Any]
+) -> None:
+    """The lost process cannot run the task's callbacks; owe them as a request."""
+    wants_email = bool(spec.get("email")) and (
+        (state is TI.FAILED and spec.get("email_on_failure"))
+        or (state is TI.UP_FOR_RETRY and spec.get("email_on_retry"))
+    )
+    if not (spec.get("has_callbacks") or wants_email):
+        return
+    if state not in (TI.FAILED, TI.UP_FOR_RETRY):
+        return
+    callbacks.request_callback(
+        session,
+        callbacks.TASK_FAILURE if state is TI.FAILED else callbacks.TASK_RETRY,
+        dag_id=row.dag_id,
+        run_id=row.run_id,
+        task_id=row.task_id,
+        map_index=row.map_index,
+        try_number=row.try_number,
+        message=detail,
+    )
 
 
 def _note_in_log(session: Session, row: TaskInstance, message: str, now: datetime) -> None:
@@ -117,6 +145,7 @@ def check(
     _zombies(session, settings, now, ours)
     resend = _stuck_in_queued(session, settings, now, ours)
     _timed_out_runs(session, now)
+    callbacks.fail_abandoned(session, now=now, after=ABANDONED_CALLBACK_AFTER)
     return resend
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tradewind import callbacks
 from tradewind.dagruns import new_task_instance
 from tradewind.models import DagRun, DagVersion, TaskInstance, TaskInstanceHistory, TaskMap
 from tradewind.planning import RunPlan, TISnapshot, plan_run
@@ -201,3 +202,16 @@ _HISTORY_COLUMNS = (
     "executor",
     "dag_version_id",
 )
+
+
+def request_run_callback(session: Session, run: DagRun, state: DagRunState) -> None:
+    """Owe the DAG's on_success/on_failure callback for a run that just finished."""
+    if run.dag_version_id is None:
+        return
+    raw = serialized_for(session, run.dag_version_id).raw
+    flag = "has_on_success_callback" if state is DagRunState.SUCCESS else "has_on_failure_callback"
+    if raw.get(flag):
+        kind = callbacks.DAG_SUCCESS if state is DagRunState.SUCCESS else callbacks.DAG_FAILURE
+        callbacks.request_callback(
+            session, kind, dag_id=run.dag_id, run_id=run.run_id, message=str(state)
+        )

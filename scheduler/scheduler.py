@@ -25,8 +25,8 @@ from scheduler import liveness
 from scheduler.executors.base import Executor, TryFinished
 from scheduler.queueing import pick_for_queue
 from scheduler.run_creation import create_due_runs, start_queued_runs
-from scheduler.run_driver import advance_run, queue_instance
-from tradewind import jobs
+from scheduler.run_driver import advance_run, queue_instance, request_run_callback
+from tradewind import callbacks, jobs
 from tradewind.db import session_scope
 from tradewind.models import DagModel, DagRun
 from tradewind.models.base import utcnow
@@ -157,8 +157,12 @@ class Scheduler:
             report.finished_runs = self._advance_runs(session, now)
             picked = pick_for_queue(session, slots=self.executor.open_slots(), now=now)
             report.queued = [queue_instance(session, ti, now) for ti in picked]
+            free = self.executor.open_slots() - len(report.queued)
+            owed = callbacks.pending_ids(session, free)
         for request in report.queued:
             self.executor.queue(request)
+        for request_id in owed:
+            self.executor.run_callback(request_id)
         self._housekeeping(now)
         return report
 
@@ -195,6 +199,7 @@ class Scheduler:
             step = advance_run(session, run, now=now)
             if step.finished is not None:
                 finished.append((run.dag_id, run.run_id, step.finished))
+                request_run_callback(session, run, step.finished)
                 logger.info("Run %s of %s finished: %s", run.run_id, run.dag_id, step.finished)
         if sweep:
             self._last_sweep = now

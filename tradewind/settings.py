@@ -77,6 +77,14 @@ class Settings(BaseSettings):
         default=30.0, ge=0, description="How long running tries may finish on shutdown."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    smtp_host: str = Field(default="localhost", description="SMTP server for emails.")
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_mail_from: str = "tradewind@localhost"
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
 
     @classmethod
     def settings_customise_sources(

@@ -119,7 +119,7 @@ class TryExecution:
             )
 
     def _run_code(self, task: BaseOperator, context: dict[str, Any], outcome: TryOutcome) -> None:
-        _call_all(task.on_execute_callback, context, "on_execute_callback")  # type: ignore[attr-defined]
+        _call_all(task.on_execute_callback, context, "on_execute_callback")
         outcome.rendered_fields = jsonable(task.render_template_fields(context))
         with execution_timeout(_seconds(task.execution_timeout)):
             try:
@@ -247,6 +247,11 @@ class TryExecution:
         if outcome.runtime_ti is not None:
             outcome.runtime_ti.state = str(state)
         _call_all(getattr(task, name), context, name)
+        if task.email and (
+            (state is TI.FAILED and task.email_on_failure)
+            or (state is TI.UP_FOR_RETRY and task.email_on_retry)
+        ):
+            email_failure(task, context, self.settings)
 
 
 def _call_all(callbacks: list[Any], context: dict[str, Any], name: str) -> None:
@@ -259,3 +264,13 @@ def _call_all(callbacks: list[Any], context: dict[str, Any], name: str) -> None:
 
 def _seconds(value: Any) -> float | None:
     return None if value is None else float(value.total_seconds())
+
+
+def email_failure(task: Any, context: dict[str, Any], settings: Settings) -> None:
+    """Airflow's email_on_failure / email_on_retry: one email to ``task.email``."""
+    from tradewind.notifications import EmailNotifier
+
+    try:
+        EmailNotifier(to=task.email).__call__(context)
+    except Exception:
+        task_logger.exception("Could not send the failure email to %s", task.email)

@@ -46,5 +46,9 @@ class Executor(abc.ABC):
     def running(self) -> list[TryRequest]: ...
 
     @abc.abstractmethod
+    def run_callback(self, request_id: int) -> None:
+        """Run one callback request (see `tradewind.callbacks`) in a process of its own."""
+
+    @abc.abstractmethod
     def end(self, grace_seconds: float) -> list[TryFinished]:
         """Stop: let running tries finish within the grace period, then stop them."""

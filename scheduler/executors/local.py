@@ -61,7 +61,7 @@ class TaskTerminated(TradewindError):
 class _Child:
     pid: int
     fd: int
-    request: TryRequest
+    request: TryRequest | None  # None: the child runs a callback request
     started: float
     reported: bool = False  # the try's end is recorded; the process may still be closing
 
@@ -110,15 +110,21 @@ class LocalExecutor(Executor):
         return self.parallelism - len(self._children)
 
     def running(self) -> list[TryRequest]:
-        return [c.request for c in self._children.values()]
+        return [c.request for c in self._children.values() if c.request is not None]
 
     def wait_handles(self) -> list[int]:
         return list(self._children)
 
     def queue(self, request: TryRequest) -> None:
+        self._fork(request.dag_id, request)
+
+    def run_callback(self, request_id: int) -> None:
+        self._fork(None, request_id)
+
+    def _fork(self, dag_id: str | None, work: TryRequest | int) -> None:
         if self._engine is None:
             self.start()
-        fileloc = self._fileloc(request.dag_id)
+        fileloc = self._fileloc(dag_id) if dag_id else None
         if fileloc is not None:
             self._dags.prime(fileloc)
         read_fd, write_fd = os.pipe()
@@ -127,9 +133,13 @@ class LocalExecutor(Executor):
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child never returns
             os.close(read_fd)
-            _child_main(request, self, write_fd)
+            if isinstance(work, TryRequest):
+                _child_main(work, self, write_fd)
+            else:
+                _callback_child_main(work, self)
         os.close(write_fd)
         os.set_blocking(read_fd, False)
+        request = work if isinstance(work, TryRequest) else None
         self._children[read_fd] = _Child(pid, read_fd, request, time.monotonic())
 
     def collect(self) -> list[TryFinished]:
@@ -137,6 +147,10 @@ class LocalExecutor(Executor):
         closes down) and processes that ended without doing so."""
         finished = []
         for child in list(self._children.values()):
+            if child.request is None:  # a callback: nothing to report
+                if os.waitpid(child.pid, os.WNOHANG)[0] != 0:
+                    self._forget(child, None)
+                continue
             if not child.reported and DONE in _read_available(child.fd):
                 child.reported = True
                 finished.append(TryFinished(child.request, clean=True))
@@ -148,6 +162,9 @@ class LocalExecutor(Executor):
         return finished
 
     def _reap(self, child: _Child, status: int) -> TryFinished | None:
+        if child.request is None:
+            self._forget(child, None)
+            return None
         if not child.reported and DONE in _read_available(child.fd):
             child.reported = True
             if status == 0:
@@ -169,7 +186,11 @@ class LocalExecutor(Executor):
             finished.extend(self.collect())
             time.sleep(0.05)
         for child in self._children.values():
-            logger.warning("Stopping %s (pid %s) after the grace period", child.request, child.pid)
+            logger.warning(
+                "Stopping %s (pid %s) after the grace period",
+                child.request or "a callback",
+                child.pid,
+            )
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
@@ -230,6 +251,29 @@ def _child_main(
 
         TaskRunner(factory, settings, dags=executor._dags, on_recorded=recorded).run(request)
         os.write(write_fd, DONE)  # also when the try was not ours to run
+        code = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _callback_child_main(request_id: int, executor: LocalExecutor) -> None:  # pragma: no cover
+    """Runs in a forked child: one callback request, then exit. Never returns."""
+    code = 1
+    try:
+        os.setpgid(0, 0)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        from tradewind.db import use_session_factory
+        from worker.callbacks import run_callback_request
+
+        engine, factory = executor._engine, executor._factory
+        if engine is None or factory is None:
+            raise RuntimeError("the local executor was not started")
+        engine.dispose(close=False)
+        use_session_factory(factory)
+        run_callback_request(factory, executor.settings, executor._dags, request_id)
         code = 0
     except BaseException:
         traceback.print_exc()

@@ -37,6 +37,13 @@ class SequentialExecutor(Executor):
         result = self._runner.run(request)
         self._done.append(TryFinished(request, clean=True, detail=result.error or ""))
 
+    def run_callback(self, request_id: int) -> None:
+        from tradewind.db import process_session_factory
+        from worker.callbacks import run_callback_request
+        from worker.dag_cache import DagFileCache
+
+        run_callback_request(process_session_factory(), self.settings, DagFileCache(), request_id)
+
     def collect(self) -> list[TryFinished]:
         done, self._done = self._done, []
         return done

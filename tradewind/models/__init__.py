@@ -8,6 +8,7 @@ from tradewind.models.log import LogChunk
 from tradewind.models.misc import (
     DEFAULT_POOL_NAME,
     DEFAULT_POOL_SLOTS,
+    CallbackRequest,
     Job,
     ParseImportError,
     Pool,
@@ -21,6 +22,7 @@ __all__ = [
     "DEFAULT_POOL_NAME",
     "DEFAULT_POOL_SLOTS",
     "Base",
+    "CallbackRequest",
     "ConnectionModel",
     "DagFile",
     "DagModel",

@@ -143,8 +143,11 @@ class BaseOperator(DependencyMixin):
         if not isinstance(o["pool_slots"], int) or o["pool_slots"] < 1:
             raise fail(f"pool_slots must be an integer >= 1, got {o['pool_slots']!r}")
         self.pool_slots: int = o["pool_slots"]
-        for name in CALLBACK_ARGS:
-            setattr(self, f"{name}_callback", callbacks(o[f"{name}_callback"], name, fail))
+        self.on_execute_callback = callbacks(o["on_execute_callback"], "on_execute", fail)
+        self.on_failure_callback = callbacks(o["on_failure_callback"], "on_failure", fail)
+        self.on_success_callback = callbacks(o["on_success_callback"], "on_success", fail)
+        self.on_retry_callback = callbacks(o["on_retry_callback"], "on_retry", fail)
+        self.on_skipped_callback = callbacks(o["on_skipped_callback"], "on_skipped", fail)
         try:
             self.trigger_rule: TriggerRule = TriggerRule(o["trigger_rule"])
         except ValueError:
