@@ -88,6 +88,7 @@ class TaskRunner:
         echo: TextIO | None = None,
         hostname: str | None = None,
         on_recorded: Callable[[], None] | None = None,
+        on_state_changed: Callable[[], None] | None = None,
     ) -> None:
         self.factory = factory
         self.settings = settings
@@ -95,6 +96,7 @@ class TaskRunner:
         self.echo = echo
         self.hostname = hostname or host_name()
         self.on_recorded = on_recorded
+        self.on_state_changed = on_state_changed
         self.execution = TryExecution(factory, settings, self.dags, self.hostname)
 
     # --- the whole try --------------------------------------------------------------
@@ -196,7 +198,11 @@ class TaskRunner:
 
     def _heartbeat(self, ti_id: str) -> None:
         with session_scope(self.factory) as session:
-            session.execute(self._heartbeat_statement(ti_id))
+            beat = session.execute(self._heartbeat_statement(ti_id))
+        if beat.rowcount == 0 and self.on_state_changed is not None:  # type: ignore[attr-defined]
+            # Marked failed/success or cleared from outside (a user, dagrun_timeout).
+            task_logger.warning("The try's state was changed from outside; stopping it")
+            self.on_state_changed()
 
     # --- running the code -----------------------------------------------------------
 

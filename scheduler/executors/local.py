@@ -249,7 +249,16 @@ def _child_main(
         def recorded() -> None:
             os.write(write_fd, DONE)
 
-        TaskRunner(factory, settings, dags=executor._dags, on_recorded=recorded).run(request)
+        def stop_this_try() -> None:
+            os.kill(os.getpid(), signal.SIGTERM)  # raises TaskTerminated in the try
+
+        TaskRunner(
+            factory,
+            settings,
+            dags=executor._dags,
+            on_recorded=recorded,
+            on_state_changed=stop_this_try,
+        ).run(request)
         os.write(write_fd, DONE)  # also when the try was not ours to run
         code = 0
     except BaseException:
