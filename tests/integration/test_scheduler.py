@@ -452,3 +452,80 @@ with DAG("evolving"):
         )
     assert tasks == {"first", "second"}
     assert side.read_text().splitlines() == ["first", "second"]
+
+
+EXAMPLES = ("ml_training_pipeline", "segment_training", "partition_features", "bash_and_templates")
+
+
+def test_the_example_dags_run_green_through_the_scheduler(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tradewind.settings import get_settings
+
+    examples = Path(__file__).resolve().parents[2] / "dags"
+    monkeypatch.setenv("TRADEWIND_DAGS_FOLDER", str(examples))
+    settings = get_settings()
+    parse_and_unpause(session_factory, settings, *EXAMPLES)
+    env = daemon_env(settings)
+    with running(["scheduler", "--no-dag-processor"], env, tmp_path / "scheduler.log") as daemon:
+        for dag_id in EXAMPLES:
+            with running(
+                ["dags", "trigger", dag_id, "-r", "example"], env, tmp_path / f"{dag_id}.log"
+            ) as t:
+                t.process.wait(timeout=60)
+
+        def finished() -> list[DagRun]:
+            with session_factory() as session:
+                runs = list(session.scalars(select(DagRun).where(DagRun.run_id == "example")))
+            return runs if all(r.state in ("success", "failed") for r in runs) else []
+
+        runs = wait_for(finished, "the four example runs", timeout=180)
+    assert daemon.process.returncode == 0
+    assert {r.dag_id: r.state for r in runs} == dict.fromkeys(EXAMPLES, "success")
+
+
+def test_a_retry_waits_for_its_delay(
+    dags_folder: Path, settings: Settings, session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    write(
+        dags_folder,
+        "patient.py",
+        """
+    from datetime import timedelta
+    from tradewind import DAG, task
+
+    with DAG("patient"):
+        @task(retries=2, retry_delay=timedelta(seconds=1), retry_exponential_backoff=True,
+              max_retry_delay=timedelta(seconds=3))
+        def flaky(ti):
+            if ti.try_number < 3:
+                raise RuntimeError("not yet")
+
+        flaky()
+    """,
+    )
+    parse_and_unpause(session_factory, settings, "patient")
+    env = daemon_env(settings)
+    with running(["scheduler", "--no-dag-processor"], env, tmp_path / "scheduler.log"):
+        with running(["dags", "trigger", "patient"], env, tmp_path / "trigger.log") as trigger:
+            trigger.process.wait(timeout=60)
+        wait_for(
+            lambda: [r for r in runs_of(session_factory, "patient") if r.state == "success"],
+            "the run to succeed on its third try",
+        )
+    with session_factory() as session:
+        earlier = list(
+            session.scalars(select(TaskInstanceHistory).order_by(TaskInstanceHistory.try_number))
+        )
+        last = session.scalar(select(TaskInstance).where(TaskInstance.dag_id == "patient"))
+    assert last is not None
+    assert [h.try_number for h in earlier] == [1, 2]
+    starts = [h.start_date for h in earlier] + [last.start_date]
+    ends = [h.end_date for h in earlier]
+    # Recorded times: each try started no earlier than the back-off after the previous end
+    # (1 s, then 2 s stretched by jitter up to 3 s).
+    assert starts[1] - ends[0] >= timedelta(seconds=1)
+    assert starts[2] - ends[1] >= timedelta(seconds=2)
