@@ -10,13 +10,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
-from scheduler.run_driver import serialized_for
 from tradewind import callbacks
+from tradewind.dagversions import retry_policy_for, serialized_for
 from tradewind.models import DagRun, LogChunk, TaskInstance
 from tradewind.state import (
     FINISHED_STATES,
     DagRunState,
-    RetryPolicy,
     TaskInstanceState,
     TryEnd,
     check_transition,
@@ -54,12 +53,13 @@ def end_lost_try(session: Session, request: TryRequest, detail: str, *, now: dat
         return False
     if row.state not in (str(TI.RUNNING), str(TI.QUEUED)):
         return False
-    policy = RetryPolicy(retries=row.max_tries)
+    policy = retry_policy_for(
+        session, row.dag_version_id, row.task_id, fallback_retries=row.max_tries
+    )
     spec_raw: dict[str, Any] = {}
     if row.dag_version_id is not None:
         spec = serialized_for(session, row.dag_version_id).tasks.get(row.task_id)
-        if spec is not None:
-            policy, spec_raw = spec.retry_policy, dict(spec.raw)
+        spec_raw = dict(spec.raw) if spec is not None else {}
     transition = resolve_try_end(
         TryEnd.LOST,
         try_number=row.try_number,

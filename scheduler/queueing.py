@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from scheduler.run_driver import serialized_for
+from tradewind.dagversions import serialized_for
 from tradewind.models import DagModel, DagRun, Pool, TaskInstance
 from tradewind.state import DagRunState, TaskInstanceState
 
@@ -29,7 +29,7 @@ def pick_for_queue(session: Session, *, slots: int, now: datetime) -> list[TaskI
     """Scheduled instances that may start now (the caller queues them)."""
     if slots <= 0:
         return []
-    candidates = _candidates(session, slots * CANDIDATES_PER_SLOT)
+    candidates = _candidates(session, slots * CANDIDATES_PER_SLOT, now)
     if not candidates:
         return []
     pools = _open_pool_slots(session)
@@ -53,7 +53,7 @@ def pick_for_queue(session: Session, *, slots: int, now: datetime) -> list[TaskI
     return picked
 
 
-def _candidates(session: Session, limit: int) -> list[TaskInstance]:
+def _candidates(session: Session, limit: int, now: datetime) -> list[TaskInstance]:
     query = (
         select(TaskInstance)
         .join(
@@ -62,7 +62,11 @@ def _candidates(session: Session, limit: int) -> list[TaskInstance]:
         )
         .join(DagModel, DagModel.dag_id == TaskInstance.dag_id)
         .where(
-            TaskInstance.state == str(TI.SCHEDULED),
+            (TaskInstance.state == str(TI.SCHEDULED))
+            | (
+                (TaskInstance.state == str(TI.UP_FOR_RESCHEDULE))
+                & (TaskInstance.next_try_at <= now)
+            ),
             DagRun.state == str(DagRunState.RUNNING),
             DagModel.is_paused.is_(False),
         )

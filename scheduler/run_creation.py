@@ -15,8 +15,8 @@ from typing import TypeVar
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
-from scheduler.run_driver import serialized_for
 from tradewind.dagruns import RunRequest, create_dag_run, latest_version
+from tradewind.dagversions import serialized_for
 from tradewind.errors import DagRunAlreadyExists, ParamValidationError
 from tradewind.models import DagModel, DagRun
 from tradewind.schedules import DagRunInfo, DataInterval, TimeRestriction

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from tradewind import callbacks
 from tradewind.dagruns import new_task_instance
-from tradewind.models import DagRun, DagVersion, TaskInstance, TaskInstanceHistory, TaskMap
+from tradewind.dagversions import serialized_for
+from tradewind.models import DagRun, TaskInstance, TaskInstanceHistory, TaskMap
 from tradewind.planning import RunPlan, TISnapshot, plan_run
 from tradewind.serialization import SerializedDag
 from tradewind.state import (
@@ -29,19 +30,6 @@ from worker.task_runner import TryRequest
 
 logger = logging.getLogger(__name__)
 TI = TaskInstanceState
-
-_serialized_cache: dict[str, SerializedDag] = {}
-
-
-def serialized_for(session: Session, version_id: str) -> SerializedDag:
-    """The serialized DAG of a version; versions never change, so they are cached."""
-    cached = _serialized_cache.get(version_id)
-    if cached is None:
-        data = session.scalar(select(DagVersion.serialized).where(DagVersion.id == version_id))
-        if data is None:
-            raise LookupError(f"DAG version {version_id} does not exist")
-        cached = _serialized_cache[version_id] = SerializedDag.from_dict(data)
-    return cached
 
 
 @dataclass
@@ -150,7 +138,12 @@ def _set_states(plan: RunPlan, by_key: dict[tuple[str, int], TaskInstance], now:
 
 
 def schedule_instance(row: TaskInstance, now: datetime) -> TaskInstance:
-    """Dependencies met: the instance waits for a slot (pools, parallelism)."""
+    """Dependencies met: the instance waits for a slot (pools, parallelism).
+
+    A due reschedule stays up_for_reschedule until queued: it continues its try.
+    """
+    if row.state == str(TI.UP_FOR_RESCHEDULE):
+        return row
     check_transition(TI(row.state) if row.state else None, TI.SCHEDULED)
     row.state = str(TI.SCHEDULED)
     row.scheduled_dttm = now
@@ -161,9 +154,11 @@ def queue_instance(session: Session, row: TaskInstance, now: datetime) -> TryReq
     """Start a new try: archive the previous one, bump the try number, mark queued."""
     old = TI(row.state) if row.state else None
     check_transition(old, TI.QUEUED)
-    if row.try_number > 0:
-        session.add(history_of(row))
-    row.try_number += 1
+    # A reschedule continues the same try (a sensor poking again), as in Airflow.
+    if old is not TI.UP_FOR_RESCHEDULE:
+        if row.try_number > 0:
+            session.add(history_of(row))
+        row.try_number += 1
     row.state = str(TI.QUEUED)
     row.queued_dttm = now
     row.start_date = row.end_date = row.duration = row.next_try_at = None

@@ -9,6 +9,8 @@ which never waits for writers. Postgres is used through psycopg 3.
 from __future__ import annotations
 
 import logging
+import os
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,10 +64,26 @@ def make_engine(settings: Settings, **engine_options: Any) -> Engine:
     """An engine for the configured metadata database. Does not connect yet."""
     url = normalize_url(settings.resolved_database_url)
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, settings.sqlite_busy_timeout_seconds, **engine_options)
-    options: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
-    options.update(engine_options)
-    return create_engine(url, **options)
+        engine = _sqlite_engine(url, settings.sqlite_busy_timeout_seconds, **engine_options)
+    else:
+        options: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
+        options.update(engine_options)
+        engine = create_engine(url, **options)
+    _engines.add(engine)
+    return engine
+
+
+# A forked child (DAG parsing, a try) must never talk over its parent's connections:
+# after a fork every engine of this process gets a fresh, empty pool.
+_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _forget_inherited_connections() -> None:
+    for engine in list(_engines):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_inherited_connections)
 
 
 def _sqlite_engine(url: URL, busy_timeout: float, **engine_options: Any) -> Engine:

@@ -118,8 +118,17 @@ class TaskDefer(TaskControlFlow):
     """Raised by an operator to hand its wait to the triggerer."""
 
 
-class TaskTimeout(TradewindError):
-    """Raised inside a task when its `execution_timeout` has passed."""
+class TaskTimeout(BaseException):
+    """Raised inside a task when its `execution_timeout` has passed.
+
+    Derives from BaseException (as Airflow's does) so that a task's own
+    ``except Exception`` cannot swallow it.
+    """
+
+
+class TaskTerminated(BaseException):
+    """Raised inside a task when its process is asked to stop (SIGTERM, or its state was
+    changed from outside); a BaseException for the same reason as `TaskTimeout`."""
 
 
 # Airflow spells these differently; DAG files written for Airflow keep working.

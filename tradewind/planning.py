@@ -166,8 +166,8 @@ def _release(
 def _past_allows(
     spec: TaskSpec, map_index: int, past_states: Mapping[Key, TaskInstanceState | None] | None
 ) -> bool:
-    if past_states is None:
-        return spec.ignore_first_depends_on_past
+    if past_states is None:  # the first run ever: nothing to depend on (as in Airflow)
+        return True
     if past_states.get((spec.task_id, map_index), TI.SUCCESS) not in SUCCESS_STATES:
         return False
     if spec.wait_for_downstream:

@@ -6,6 +6,7 @@ Nothing here writes a try's state; `worker.task_runner` records what this return
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +23,7 @@ from tradewind.errors import (
     TaskRetry,
     TaskSkip,
     TaskTimeout,
+    XComError,
 )
 from tradewind.models import DagRun, DagVersion
 from tradewind.models.base import utcnow
@@ -95,7 +97,8 @@ class TryExecution:
         outcome = TryOutcome(end=TryEnd.FAILED)
         try:
             dag = self.dags.get_version(version, request.dag_id, lambda: self._source(version))
-            task = dag.get_task(request.task_id)
+            # Rendering writes into the operator: work on a copy, never on the cached DAG's.
+            task = copy.copy(dag.get_task(request.task_id))
             runtime_ti = self._runtime_ti(request, ti_id, run, task)
             context = self._context(dag, task, runtime_ti, run)
             outcome.task, outcome.context, outcome.runtime_ti = task, context, runtime_ti
@@ -136,6 +139,7 @@ class TryExecution:
         )
 
     def _xcoms_of(self, task: BaseOperator, result: Any) -> list[tuple[str, Any]]:
+        _check_mappable_output(task, result)
         if not task.do_xcom_push or result is None:
             return []
         limit = self.settings.xcom_max_size_bytes
@@ -274,3 +278,32 @@ def email_failure(task: Any, context: dict[str, Any], settings: Settings) -> Non
         EmailNotifier(to=task.email).__call__(context)
     except Exception:
         task_logger.exception("Could not send the failure email to %s", task.email)
+
+
+def _check_mappable_output(task: BaseOperator, result: Any) -> None:
+    """A value a mapped task expands over must be a list or a dict (Airflow fails the
+    task that pushed anything else, rather than silently skipping the mapped one)."""
+    from tradewind.sdk.mapped import MappedOperator
+    from tradewind.sdk.xcom_arg import XComArg
+
+    if task.dag is None:
+        return
+    for other in task.dag.task_dict.values():
+        if not isinstance(other, MappedOperator):
+            continue
+        for source in other.expand_input.values():
+            if not isinstance(source, XComArg) or source.operator.task_id != task.task_id:
+                continue
+            if isinstance(source.operator, MappedOperator):
+                continue  # each instance gives one element
+            value = (
+                result
+                if source.key == xcom.RETURN_VALUE
+                else (result.get(source.key) if isinstance(result, dict) else None)
+            )
+            if not isinstance(value, list | tuple | dict):
+                raise XComError(
+                    f"task {other.task_id!r} maps over the output of {task.task_id!r}"
+                    f"{'' if source.key == xcom.RETURN_VALUE else f'[{source.key!r}]'}, which "
+                    f"must be a list or a dict, but it returned {type(value).__name__}"
+                )

@@ -122,6 +122,7 @@ class TryLogHandler(logging.Handler):
 
     def ship(self) -> None:
         """Write whatever is buffered as one chunk, in its own transaction."""
+        failure = None
         with self._ship_lock:
             content = self._take()
             if not content:
@@ -129,8 +130,14 @@ class TryLogHandler(logging.Handler):
             try:
                 with session_scope(self.factory) as session:
                     session.add(self._chunk(content))
-            except Exception:
-                logger.exception("could not ship a log chunk of %s", self.ident)
+            except Exception as exc:
+                failure = exc
+        if failure is not None:
+            # Not through `logger`: that would come back into this handler.
+            print(
+                f"tradewind: could not ship a log chunk of {self.ident}: {failure}",
+                file=sys.__stderr__,
+            )
 
     def ship_with(self, session: Session) -> None:
         """Add whatever is buffered to the caller's transaction (it commits)."""

@@ -135,7 +135,7 @@ class RuntimeTaskInstance:
             values = xcom.get_values(
                 session, dag_run_pk=self.dag_run.id, task_ids=ids, key=key, map_indexes=indexes
             )
-            mapped = self._mapped_among(session, ids) if indexes is None else set()
+            mapped = self._mapped_among(session, ids) if indexes is None else {}
         results = [self._one(task_id, values, mapped, indexes, default) for task_id in ids]
         return results[0] if single else results
 
@@ -143,27 +143,33 @@ class RuntimeTaskInstance:
         self,
         task_id: str,
         values: dict[tuple[str, int], Any],
-        mapped: set[str],
+        mapped: dict[str, list[int]],
         indexes: Sequence[int] | None,
         default: Any,
     ) -> Any:
-        if task_id in mapped or (indexes is not None and len(indexes) > 1):
-            found = sorted((m, v) for (t, m), v in values.items() if t == task_id)
-            return [v for _, v in found]
+        if task_id in mapped:  # one element per instance, None where nothing was pushed
+            return [values.get((task_id, m)) for m in mapped[task_id]]
+        if indexes is not None and len(indexes) > 1:
+            return [values.get((task_id, m)) for m in indexes]
         for (t, _m), value in values.items():
             if t == task_id:
                 return value
         return default
 
-    def _mapped_among(self, session: Session, task_ids: list[str]) -> set[str]:
+    def _mapped_among(self, session: Session, task_ids: list[str]) -> dict[str, list[int]]:
+        """The map indexes of each mapped task among ``task_ids`` (removed ones left out)."""
         rows = session.execute(
-            select(TaskInstance.task_id)
+            select(TaskInstance.task_id, TaskInstance.map_index)
             .where(
                 TaskInstance.dag_id == self.dag_id,
                 TaskInstance.run_id == self.run_id,
                 TaskInstance.task_id.in_(task_ids),
                 TaskInstance.map_index >= 0,
+                TaskInstance.state.is_(None) | (TaskInstance.state != "removed"),
             )
-            .distinct()
+            .order_by(TaskInstance.map_index)
         )
-        return {row[0] for row in rows}
+        mapped: dict[str, list[int]] = {}
+        for task_id, map_index in rows:
+            mapped.setdefault(task_id, []).append(map_index)
+        return mapped

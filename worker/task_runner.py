@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 from sqlalchemy import select, update
 
 from tradewind import xcom
-from tradewind.db import session_scope
+from tradewind.dagversions import retry_policy_for
+from tradewind.db import read_session, session_scope
 from tradewind.errors import (
     TradewindError,
 )
 from tradewind.models import DagRun, DagVersion, TaskInstance
 from tradewind.models.base import utcnow
 from tradewind.state import (
-    RetryPolicy,
     TaskInstanceState,
     Transition,
     TryEnd,
@@ -129,7 +129,7 @@ class TaskRunner:
                     "Running %s on host %s, pid %s", request, self.hostname, os.getpid()
                 )
                 outcome = self.execution.execute(request, ti_id, run, version)
-                state = self._record(request, ti_id, outcome, handler)
+                state = self._record(request, ti_id, outcome, handler, version)
                 if self.on_recorded is not None:
                     self.on_recorded()
                 self.execution.run_callbacks(request, outcome, state)
@@ -209,20 +209,18 @@ class TaskRunner:
     # --- recording the end ------------------------------------------------------------
 
     def _record(
-        self, request: TryRequest, ti_id: str, outcome: TryOutcome, log: TryLogHandler
+        self,
+        request: TryRequest,
+        ti_id: str,
+        outcome: TryOutcome,
+        log: TryLogHandler,
+        version: VersionRef,
     ) -> TaskInstanceState:
         now = utcnow()
-        task = outcome.task
-        policy = (
-            RetryPolicy(
-                retries=task.retries,
-                retry_delay=task.retry_delay,
-                retry_exponential_backoff=task.retry_exponential_backoff,
-                max_retry_delay=task.max_retry_delay,
+        with read_session(self.factory) as session:
+            policy = retry_policy_for(
+                session, version.version_id, request.task_id, fallback_retries=0
             )
-            if task is not None
-            else RetryPolicy(retries=0)
-        )
         transition = resolve_try_end(
             outcome.end,
             try_number=request.try_number,
@@ -243,7 +241,7 @@ class TaskRunner:
             # The code succeeded but its results could not be stored: the try failed.
             task_logger.exception("Could not record the results of %s", request)
             outcome.end, outcome.error, outcome.xcoms = TryEnd.FAILED, exc, []
-            return self._record(request, ti_id, outcome, log)
+            return self._record(request, ti_id, outcome, log, version)
 
     def _write_end(
         self,

@@ -22,7 +22,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from scheduler.executors.base import Executor, TryFinished
-from tradewind.errors import TradewindError
+from tradewind.errors import TaskTerminated
 from worker.dag_cache import DagFileCache
 from worker.logs import TryIdentity
 from worker.task_runner import TryRequest
@@ -51,10 +51,6 @@ WARM_MODULES = (
     "tradewind.sdk.context",
     "tradewind.sdk.macros",
 )
-
-
-class TaskTerminated(TradewindError):
-    """Raised inside a try when its process is asked to stop (SIGTERM)."""
 
 
 @dataclass

@@ -148,6 +148,15 @@ class DAG:
         self.start_date = _as_utc(self.start_date)
         self.end_date = _as_utc(self.end_date)
         self.schedule: Schedule = _make_schedule(get("schedule"), self.timezone, site)
+        if self.schedule.type_name == "ContinuousTimetable":
+            if "max_active_runs" not in kwargs:
+                self.max_active_runs = 1
+            elif self.max_active_runs > 1:
+                raise DagDefinitionError(
+                    f"DAG {dag_id!r} runs @continuous, so max_active_runs must be 1",
+                    filename=site[0],
+                    lineno=site[1],
+                )
         self._check_start_date(site)
 
         self.task_dict: dict[str, Operator] = {}
