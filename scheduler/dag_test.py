@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from sqlalchemy import delete, func, select
 
 from scheduler.dag_processing.processor import DagFileProcessor
+from scheduler.run_creation import TEST_TRIGGER
 from scheduler.run_driver import advance_run, queue_instance
 from tradewind.dagruns import RunRequest, create_dag_run, latest_version
 from tradewind.db import session_scope
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from tradewind.settings import Settings
 
 logger = logging.getLogger(__name__)
-TEST_TRIGGER = "test"
 
 
 @dataclass(frozen=True)

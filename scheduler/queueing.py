@@ -29,17 +29,23 @@ def pick_for_queue(session: Session, *, slots: int, now: datetime) -> list[TaskI
     """Scheduled instances that may start now (the caller queues them)."""
     if slots <= 0:
         return []
-    candidates = _candidates(session, slots * CANDIDATES_PER_SLOT, now)
-    if not candidates:
-        return []
+    if session.get_bind().dialect.name == "postgresql":
+        # One scheduler decides at a time: the counts below stay true until it commits.
+        session.execute(select(Pool.id).with_for_update())
     pools = _open_pool_slots(session)
-    dag_ids = {ti.dag_id for ti in candidates}
-    per_dag, per_task = _active_counts(session, dag_ids)
+    per_dag, per_task = _active_counts(session)
     max_tasks = dict(
         session.execute(
-            select(DagModel.dag_id, DagModel.max_active_tasks).where(DagModel.dag_id.in_(dag_ids))
+            select(DagModel.dag_id, DagModel.max_active_tasks).where(
+                DagModel.dag_id.in_(list(per_dag))
+            )
         ).all()
     )
+    full_dags = [d for d, n in per_dag.items() if n >= max_tasks.get(d, 16)]
+    open_pools = [name for name, free in pools.items() if free > 0]
+    candidates = _candidates(session, slots * CANDIDATES_PER_SLOT, now, open_pools, full_dags)
+    if not candidates:
+        return []
     picked: list[TaskInstance] = []
     for ti in candidates:
         if len(picked) >= slots:
@@ -53,7 +59,11 @@ def pick_for_queue(session: Session, *, slots: int, now: datetime) -> list[TaskI
     return picked
 
 
-def _candidates(session: Session, limit: int, now: datetime) -> list[TaskInstance]:
+def _candidates(
+    session: Session, limit: int, now: datetime, open_pools: list[str], full_dags: list[str]
+) -> list[TaskInstance]:
+    """Waiting instances that could fit: full pools and capped DAGs are left out in the
+    query itself, so they cannot crowd out instances that could run."""
     query = (
         select(TaskInstance)
         .join(
@@ -69,6 +79,8 @@ def _candidates(session: Session, limit: int, now: datetime) -> list[TaskInstanc
             ),
             DagRun.state == str(DagRunState.RUNNING),
             DagModel.is_paused.is_(False),
+            TaskInstance.pool.in_(open_pools),
+            TaskInstance.dag_id.not_in(full_dags),
         )
         .order_by(
             TaskInstance.priority_weight.desc(),
@@ -96,12 +108,10 @@ def _open_pool_slots(session: Session) -> dict[str, int]:
     return slots
 
 
-def _active_counts(
-    session: Session, dag_ids: set[str]
-) -> tuple[Counter[str], Counter[tuple[str, str]]]:
+def _active_counts(session: Session) -> tuple[Counter[str], Counter[tuple[str, str]]]:
     rows = session.execute(
         select(TaskInstance.dag_id, TaskInstance.task_id, func.count())
-        .where(TaskInstance.state.in_(OCCUPYING), TaskInstance.dag_id.in_(dag_ids))
+        .where(TaskInstance.state.in_(OCCUPYING))
         .group_by(TaskInstance.dag_id, TaskInstance.task_id)
     )
     per_dag: Counter[str] = Counter()

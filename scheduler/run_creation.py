@@ -8,7 +8,8 @@ that several schedulers never create the same run twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -28,6 +29,7 @@ RowT = TypeVar("RowT")
 
 ACTIVE_RUN_STATES = (str(DagRunState.QUEUED), str(DagRunState.RUNNING))
 SCHEDULE_TRIGGER = "timetable"
+TEST_TRIGGER = "test"  # runs of `dags test` / `tasks test`: driven by the CLI, not here
 # Stored as the next run time of a DAG whose schedule has ended (keeps it out of the
 # "needs computing" query).
 NO_MORE_RUNS = datetime(9999, 12, 31, tzinfo=UTC)
@@ -50,8 +52,9 @@ def refresh_next_runs(session: Session, now: datetime) -> None:
         DagModel.timetable_type.not_in(["NullTimetable"]),
     )
     for model in session.scalars(lock_rows(session, query)).all():
-        dag = SerializedDag.from_dict(latest_version(session, model.dag_id).serialized)
-        set_next_run(model, dag, _last_scheduled(session, model.dag_id), now)
+        with isolated(session, f"computing the next run of {model.dag_id}"):
+            dag = SerializedDag.from_dict(latest_version(session, model.dag_id).serialized)
+            set_next_run(model, dag, _last_scheduled(session, model.dag_id), now)
 
 
 def set_next_run(
@@ -97,10 +100,21 @@ def create_due_runs(session: Session, now: datetime) -> list[DagRun]:
     )
     created = []
     for model in session.scalars(lock_rows(session, query)).all():
-        run = _create_next(session, model, now)
-        if run is not None:
-            created.append(run)
+        with isolated(session, f"creating the next run of {model.dag_id}"):
+            run = _create_next(session, model, now)
+            if run is not None:
+                created.append(run)
     return created
+
+
+@contextmanager
+def isolated(session: Session, what: str) -> Iterator[None]:
+    """Run a step in a savepoint: if it fails, log it and let the others go on."""
+    try:
+        with session.begin_nested():
+            yield
+    except Exception:
+        logger.exception("Failed %s; carrying on with the rest", what)
 
 
 def _create_next(session: Session, model: DagModel, now: datetime) -> DagRun | None:
@@ -153,7 +167,11 @@ def start_queued_runs(session: Session, now: datetime) -> list[DagRun]:
     query = (
         select(DagRun)
         .join(DagModel, DagModel.dag_id == DagRun.dag_id)
-        .where(DagRun.state == str(DagRunState.QUEUED), DagModel.is_paused.is_(False))
+        .where(
+            DagRun.state == str(DagRunState.QUEUED),
+            DagModel.is_paused.is_(False),
+            DagRun.triggered_by.is_distinct_from(TEST_TRIGGER),
+        )
         .order_by(DagRun.run_after, DagRun.id)
     )
     started = []

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from tradewind import callbacks
 from tradewind.dagruns import new_task_instance
 from tradewind.dagversions import serialized_for
-from tradewind.models import DagRun, TaskInstance, TaskInstanceHistory, TaskMap
+from tradewind.models import DagModel, DagRun, TaskInstance, TaskInstanceHistory, TaskMap
 from tradewind.planning import RunPlan, TISnapshot, plan_run
 from tradewind.serialization import SerializedDag
 from tradewind.state import (
@@ -210,3 +210,27 @@ def request_run_callback(session: Session, run: DagRun, state: DagRunState) -> N
         callbacks.request_callback(
             session, kind, dag_id=run.dag_id, run_id=run.run_id, message=str(state)
         )
+
+
+def pause_after_consecutive_failures(session: Session, run: DagRun) -> bool:
+    """Airflow's max_consecutive_failed_dag_runs: pause a DAG whose last N runs failed."""
+    if run.dag_version_id is None:
+        return False
+    limit = int(serialized_for(session, run.dag_version_id).raw["max_consecutive_failed_dag_runs"])
+    if limit <= 0:
+        return False
+    last = list(
+        session.scalars(
+            select(DagRun.state)
+            .where(DagRun.dag_id == run.dag_id, DagRun.state.in_(["success", "failed"]))
+            .order_by(DagRun.end_date.desc(), DagRun.id.desc())
+            .limit(limit)
+        )
+    )
+    if len(last) < limit or any(state != str(DagRunState.FAILED) for state in last):
+        return False
+    model = session.get(DagModel, run.dag_id)
+    if model is not None and not model.is_paused:
+        model.is_paused = True
+        logger.warning("Paused %s: its last %s runs failed", run.dag_id, limit)
+    return True

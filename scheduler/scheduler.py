@@ -24,8 +24,13 @@ from sqlalchemy import select
 from scheduler import liveness
 from scheduler.executors.base import Executor, TryFinished
 from scheduler.queueing import pick_for_queue
-from scheduler.run_creation import create_due_runs, start_queued_runs
-from scheduler.run_driver import advance_run, queue_instance, request_run_callback
+from scheduler.run_creation import TEST_TRIGGER, create_due_runs, isolated, start_queued_runs
+from scheduler.run_driver import (
+    advance_run,
+    pause_after_consecutive_failures,
+    queue_instance,
+    request_run_callback,
+)
 from tradewind import callbacks, jobs
 from tradewind.db import session_scope
 from tradewind.models import DagModel, DagRun
@@ -187,7 +192,11 @@ class Scheduler:
         query = (
             select(DagRun)
             .join(DagModel, DagModel.dag_id == DagRun.dag_id)
-            .where(DagRun.state == str(DagRunState.RUNNING), DagModel.is_paused.is_(False))
+            .where(
+                DagRun.state == str(DagRunState.RUNNING),
+                DagModel.is_paused.is_(False),
+                DagRun.triggered_by.is_distinct_from(TEST_TRIGGER),
+            )
         )
         if not sweep:
             due = liveness.runs_with_due_retries(session, now)
@@ -196,11 +205,14 @@ class Scheduler:
             query = query.with_for_update(of=DagRun, skip_locked=True)
         finished = []
         for run in session.scalars(query).all():
-            step = advance_run(session, run, now=now)
-            if step.finished is not None:
-                finished.append((run.dag_id, run.run_id, step.finished))
-                request_run_callback(session, run, step.finished)
-                logger.info("Run %s of %s finished: %s", run.run_id, run.dag_id, step.finished)
+            with isolated(session, f"scheduling run {run.run_id} of {run.dag_id}"):
+                step = advance_run(session, run, now=now)
+                if step.finished is not None:
+                    finished.append((run.dag_id, run.run_id, step.finished))
+                    request_run_callback(session, run, step.finished)
+                    if step.finished is DagRunState.FAILED:
+                        pause_after_consecutive_failures(session, run)
+                    logger.info("Run %s of %s finished: %s", run.run_id, run.dag_id, step.finished)
         if sweep:
             self._last_sweep = now
         self._dirty.clear()

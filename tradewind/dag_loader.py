@@ -117,6 +117,13 @@ def might_contain_dag(path: Path) -> bool:
 # --- importing one file -----------------------------------------------------------------
 
 
+def add_to_import_path(folder: Path) -> None:
+    """Let DAG files import helper modules from the DAG folder, as Airflow does."""
+    entry = str(folder)
+    if entry not in sys.path:
+        sys.path.insert(0, entry)
+
+
 def module_name_for(path: Path) -> str:
     digest = hashlib.sha1(str(path).encode(), usedforsecurity=False).hexdigest()[:12]
     stem = "".join(c if c.isalnum() else "_" for c in path.stem)

@@ -7,6 +7,7 @@ created the same way everywhere.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tradewind.errors import DagNotFound, DagRunAlreadyExists
+from tradewind.errors import DagNotFound, DagRunAlreadyExists, DagRunIdError
 from tradewind.models import DagModel, DagRun, DagVersion, TaskInstance
 from tradewind.schedules import DataInterval
 from tradewind.sdk.params import params_from_dump
@@ -51,6 +52,18 @@ def latest_version(session: Session, dag_id: str) -> DagVersion:
     return version
 
 
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.~:+-]+$")  # Airflow's allowed_run_id_pattern
+MAX_RUN_ID_LENGTH = 250
+
+
+def check_run_id(run_id: str) -> None:
+    if not RUN_ID_PATTERN.match(run_id) or len(run_id) > MAX_RUN_ID_LENGTH:
+        raise DagRunIdError(
+            f"run id {run_id!r} is not allowed: use at most {MAX_RUN_ID_LENGTH} letters, "
+            "digits and _ . ~ : + -"
+        )
+
+
 def generate_run_id(
     run_type: DagRunType, logical_date: datetime | None, run_after: datetime
 ) -> str:
@@ -76,6 +89,7 @@ def create_dag_run(
     run_id = request.run_id or generate_run_id(
         request.run_type, request.logical_date, request.run_after
     )
+    check_run_id(run_id)
     _check_unique(session, dag_model.dag_id, run_id, request.logical_date)
     interval = request.data_interval
     if interval is None and request.logical_date is not None:

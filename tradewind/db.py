@@ -88,7 +88,14 @@ os.register_at_fork(after_in_child=_forget_inherited_connections)
 
 def _sqlite_engine(url: URL, busy_timeout: float, **engine_options: Any) -> Engine:
     if url.database and url.database != ":memory:":
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(url.database).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"the folder of the SQLite database ({folder}) cannot be created: "
+                f"{exc.strerror}; check TRADEWIND_HOME or TRADEWIND_DATABASE_URL"
+            ) from None
     engine = create_engine(
         url, connect_args={"timeout": busy_timeout, "check_same_thread": False}, **engine_options
     )
@@ -192,6 +199,7 @@ def migrate(engine: Engine) -> None:
     from alembic import command
 
     check_connection(engine)
+    _refuse_newer(engine, current_revision(engine))
     logger.info("Migrating the metadata database at %s", masked_url(engine.url))
     command.upgrade(alembic_config(engine), "head")
 
@@ -200,6 +208,7 @@ def check_schema(engine: Engine) -> None:
     """Raise `DatabaseError` unless the schema is at the newest revision."""
     check_connection(engine)
     current, head = current_revision(engine), head_revision(engine)
+    _refuse_newer(engine, current)
     if current != head:
         state = "empty" if current is None else f"at revision {current}"
         raise DatabaseError(
@@ -213,10 +222,30 @@ def ensure_schema(engine: Engine) -> None:
     `tradewind db migrate` for a shared server."""
     if is_sqlite(engine):
         check_connection(engine)
-        if current_revision(engine) != head_revision(engine):
+        current = current_revision(engine)
+        if current != head_revision(engine):
+            _refuse_newer(engine, current)
             migrate(engine)
         return
     check_schema(engine)
+
+
+def _refuse_newer(engine: Engine, current: str | None) -> None:
+    """A database migrated by a newer Tradewind must not be touched by this one."""
+    from alembic.script import ScriptDirectory
+
+    if current is None:
+        return
+    known = {
+        script.revision
+        for script in ScriptDirectory.from_config(alembic_config(engine)).walk_revisions()
+    }
+    if current not in known:
+        raise DatabaseError(
+            f"the metadata database at {masked_url(engine.url)} is at revision {current}, "
+            "which this version of Tradewind does not know: it was migrated by a newer "
+            "Tradewind; upgrade Tradewind"
+        )
 
 
 def reset(engine: Engine) -> None:

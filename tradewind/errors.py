@@ -65,6 +65,10 @@ class TaskNotFound(TradewindError):
     """Raised when a task id is not part of a DAG."""
 
 
+class DagRunIdError(TradewindError):
+    """Raised when a requested run id has characters or a length that are not allowed."""
+
+
 class DagRunAlreadyExists(TradewindError):
     """Raised when a run with the same run id or logical date already exists."""
 

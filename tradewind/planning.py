@@ -80,11 +80,24 @@ def plan_run(
                     _decide(plan, states, (task_id, map_index), TI.REMOVED)
     for spec in dag.tasks.values():
         _plan_task(plan, dag, spec, states, snapshots, now, map_lengths or {}, past_states)
+    if dag.raw.get("fail_fast"):
+        _fail_fast(plan, states)
     plan.ready.sort(key=lambda key: (-dag.tasks[key[0]].weight, key))
     if not plan.ready:
         live = {t: list(m.values()) for t, m in states.items() if t in dag.tasks}
         plan.run_state = decide_run_state(live, dag.leaves)
     return plan
+
+
+def _fail_fast(plan: RunPlan, states: dict[str, dict[int, TaskInstanceState | None]]) -> None:
+    """``fail_fast``: once a task failed, nothing that has not started yet will."""
+    if not any(TI.FAILED in m.values() for m in states.values()):
+        return
+    plan.ready.clear()
+    for task_id, instances in states.items():
+        for map_index, state in instances.items():
+            if state in (None, TI.SCHEDULED, TI.UP_FOR_RETRY, TI.UP_FOR_RESCHEDULE):
+                _decide(plan, states, (task_id, map_index), TI.SKIPPED)
 
 
 def _decide(

@@ -146,10 +146,14 @@ def _config_file() -> Path | None:
 
 def get_settings(**overrides: Any) -> Settings:
     """Read the settings now; a bad value raises `ConfigError` naming the variable."""
+    import tomllib
+
     try:
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{_config_file()}: not valid TOML: {exc}") from None
 
 
 def _describe(exc: ValidationError) -> str:

@@ -23,6 +23,7 @@ from tradewind.errors import (
     TaskRetry,
     TaskSkip,
     TaskTimeout,
+    TradewindError,
     XComError,
 )
 from tradewind.models import DagRun, DagVersion
@@ -106,6 +107,13 @@ class TryExecution:
                 task = task.unmap(context, request.map_index)  # type: ignore[attr-defined]
                 context["task"] = runtime_ti.task = outcome.task = task
             self._run_code(task, context, outcome)
+        except TaskDefer:
+            outcome.end = TryEnd.FAILED
+            outcome.error = TradewindError(
+                "the task deferred itself, but deferrable operators need the triggerer, "
+                "which Tradewind does not have yet; use mode='poke' or 'reschedule'"
+            )
+            self._log_end(request, outcome)
         except BaseException as error:
             if isinstance(error, KeyboardInterrupt):
                 raise

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from sqlalchemy import select, update
 
 from tradewind import xcom
+from tradewind.dag_loader import add_to_import_path
 from tradewind.dagversions import retry_policy_for
 from tradewind.db import read_session, session_scope
 from tradewind.errors import (
@@ -95,6 +96,8 @@ class TaskRunner:
         self.dags = dags or DagFileCache()
         self.echo = echo
         self.hostname = hostname or host_name()
+        if settings is not None:
+            add_to_import_path(settings.resolved_dags_folder)
         self.on_recorded = on_recorded
         self.on_state_changed = on_state_changed
         self.execution = TryExecution(factory, settings, self.dags, self.hostname)

@@ -20,7 +20,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from scheduler.dag_processing.parsing import ParsedFile, parse_files
-from tradewind.dag_loader import ImportErrorInfo, list_dag_files
+from tradewind.dag_loader import ImportErrorInfo, add_to_import_path, list_dag_files
 from tradewind.db import session_scope
 from tradewind.models import DagFile, DagModel, DagTag, DagVersion, ParseImportError
 from tradewind.serialization import content_hash
@@ -55,6 +55,7 @@ class DagFileProcessor:
         self.factory = factory
         self.settings = settings
         self.folder = settings.resolved_dags_folder
+        self._snapshots: dict[str, tuple[float, int, str | None]] = {}
 
     def process(
         self, *, now: datetime, force: bool = False, only: Iterable[Path] = ()
@@ -66,6 +67,9 @@ class DagFileProcessor:
         with session_scope(self.factory) as session:
             known = {row.fileloc: row for row in session.scalars(select(DagFile))}
         due = [p for p in files if force or self._needs_parse(p, known.get(str(p)), now)]
+        # What each file was when it was parsed: an edit during the parse is seen next time.
+        self._snapshots = {str(p): _snapshot(p) for p in due}
+        add_to_import_path(self.folder)
         if due:
             report.parsed = parse_files(
                 due,
@@ -75,7 +79,7 @@ class DagFileProcessor:
             )
         with session_scope(self.factory) as session:
             for parsed in report.parsed:
-                report.new_versions.extend(self._store(session, parsed, now))
+                report.new_versions.extend(self._store_isolated(session, parsed, now))
             if not only:
                 present = {str(p) for p in files}
                 report.removed_files = sorted(set(known) - present)
@@ -103,10 +107,24 @@ class DagFileProcessor:
 
     # --- storing one file's result --------------------------------------------------
 
+    def _store_isolated(self, session: Session, parsed: ParsedFile, now: datetime) -> list[str]:
+        """Store one file; if the database refuses it, that is this file's import error."""
+        try:
+            with session.begin_nested():
+                return self._store(session, parsed, now)
+        except Exception as exc:
+            logger.exception("Could not store the DAGs of %s", parsed.fileloc)
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            error = ImportErrorInfo(parsed.fileloc, None, f"could not store its DAGs: {reason}", "")
+            with session.begin_nested():
+                relative = self._relative(parsed.fileloc)
+                _replace_errors(session, parsed.fileloc, relative, [error], now)
+            return []
+
     def _store(self, session: Session, parsed: ParsedFile, now: datetime) -> list[str]:
         fileloc, relative = parsed.fileloc, self._relative(parsed.fileloc)
         errors = list(parsed.errors)
-        source = _read_source(fileloc)
+        source = self._snapshots.get(fileloc, (0.0, 0, None))[2]
         new_versions = []
         kept: set[str] = set()
         for serialized in parsed.dags:
@@ -127,7 +145,8 @@ class DagFileProcessor:
         failed_entirely = bool(errors) and not parsed.dags
         _mark_missing(session, fileloc, kept, keep_active=failed_entirely)
         _replace_errors(session, fileloc, relative, errors, now)
-        _record_file(session, fileloc, relative, parsed, errors, now)
+        mtime, size, _ = self._snapshots.get(fileloc, (0.0, 0, None))
+        _record_file(session, fileloc, relative, parsed, errors, now, mtime, size)
         return new_versions
 
     def _store_dag(
@@ -266,12 +285,9 @@ def _record_file(
     parsed: ParsedFile,
     errors: list[ImportErrorInfo],
     now: datetime,
+    mtime: float,
+    size: int,
 ) -> None:
-    try:
-        stat = os.stat(fileloc)
-        mtime, size = stat.st_mtime, stat.st_size
-    except OSError:
-        mtime, size = 0.0, 0
     row = session.get(DagFile, fileloc) or DagFile(fileloc=fileloc)
     row.relative_fileloc = relative
     row.mtime, row.size = mtime, size
@@ -290,11 +306,12 @@ def _forget_file(session: Session, fileloc: str) -> None:
     session.execute(delete(DagFile).where(DagFile.fileloc == fileloc))
 
 
-def _read_source(fileloc: str) -> str | None:
+def _snapshot(path: Path) -> tuple[float, int, str | None]:
     try:
-        return Path(fileloc).read_text(errors="replace")
+        stat = path.stat()
+        return stat.st_mtime, stat.st_size, path.read_text(errors="replace")
     except OSError:
-        return None
+        return 0.0, 0, None
 
 
 def import_error_count(session: Session) -> int:

@@ -218,3 +218,165 @@ def test_continuous_dags_run_one_at_a_time() -> None:
     assert dag.max_active_runs == 1
     with pytest.raises(DagDefinitionError, match="max_active_runs must be 1"):
         DAG("c2", schedule="@continuous", start_date=datetime(2024, 1, 1), max_active_runs=3)
+
+
+def test_a_file_the_database_cannot_hold_is_an_import_error_not_an_outage(
+    dags_folder: Path, settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    from scheduler.dag_processing.processor import DagFileProcessor
+    from tradewind.models import DagModel, ParseImportError
+    from tradewind.models.base import utcnow
+
+    (dags_folder / "longtag.py").write_text(
+        "from tradewind import DAG\nDAG('t', tags=['x' * 150])\n"
+    )
+    (dags_folder / "longid.py").write_text(
+        textwrap.dedent("""
+    from tradewind import DAG, TaskGroup
+    from tradewind.operators.empty import EmptyOperator
+    with DAG("ids"):
+        with TaskGroup("g" * 120):
+            EmptyOperator(task_id="t" * 200)
+    """)
+    )
+    (dags_folder / "fine.py").write_text("from tradewind import DAG\nDAG('fine')\n")
+    DagFileProcessor(session_factory, settings).process(now=utcnow())
+    with session_factory() as session:
+        errors = {e.filename: e.message for e in session.scalars(select(ParseImportError))}
+        assert session.get(DagModel, "fine") is not None
+    assert "tags must be strings of 1 to 100 characters" in errors["longtag.py"]
+    assert "task_id (with its group prefix)" in errors["longid.py"]
+
+
+def test_tasks_test_leaves_nothing_for_a_scheduler_to_run(
+    dags_folder: Path, settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    from scheduler.executors.sequential import SequentialExecutor
+    from scheduler.run_creation import set_paused
+    from scheduler.scheduler import Scheduler
+    from scheduler.task_test import run_task_test
+    from tradewind.db import session_scope
+    from tradewind.models import DagRun
+    from tradewind.models.base import utcnow
+
+    (dags_folder / "pair.py").write_text(
+        textwrap.dedent("""
+    from tradewind import DAG
+    from tradewind.operators.empty import EmptyOperator
+    from tradewind.operators.python import PythonOperator
+    with DAG("pair"):
+        PythonOperator(task_id="a", python_callable=lambda: None) >> PythonOperator(
+            task_id="b", python_callable=lambda: None)
+    """)
+    )
+    assert run_task_test(session_factory, settings, "pair", "a") == "success"
+    with session_scope(session_factory) as session:
+        set_paused(session, ["pair"], paused=False)
+    Scheduler(session_factory, settings, SequentialExecutor(settings)).tick(utcnow())
+    assert states(session_factory, "pair") == {"a": "success", "b": None}
+    with session_factory() as session:
+        run = session.scalar(select(DagRun))
+        assert run is not None
+        assert (run.state, run.note) == ("success", "tasks test of a: only that task ran")
+
+
+def test_fail_fast_skips_what_has_not_started(
+    dags_folder: Path, settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    result = run(
+        dags_folder,
+        settings,
+        session_factory,
+        "fastfail",
+        """
+    from tradewind import DAG, chain
+    from tradewind.operators.bash import BashOperator
+
+    with DAG("fastfail", fail_fast=True):
+        BashOperator(task_id="boom", bash_command="exit 1")
+        chain(BashOperator(task_id="a", bash_command="sleep 0.3"),
+              BashOperator(task_id="b", bash_command="true"))
+    """,
+    )
+    assert str(result.state) == "failed"
+    got = states(session_factory, "fastfail")
+    assert got["boom"] == "failed"
+    assert got["b"] == "skipped"
+
+
+def test_run_ids_are_validated(
+    dags_folder: Path, settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    from tradewind.dagruns import RunRequest, create_dag_run, latest_version
+    from tradewind.db import session_scope
+    from tradewind.errors import DagRunIdError
+    from tradewind.models import DagModel
+    from tradewind.models.base import utcnow
+    from tradewind.state import DagRunType
+
+    run(
+        dags_folder,
+        settings,
+        session_factory,
+        "named",
+        """
+    from tradewind import DAG
+    from tradewind.operators.empty import EmptyOperator
+    with DAG("named"):
+        EmptyOperator(task_id="a")
+    """,
+    )
+    for bad in ("../../escape", "x" * 300, "has space"):
+        with (
+            session_scope(session_factory) as session,
+            pytest.raises(DagRunIdError, match="not allowed"),
+        ):
+            create_dag_run(
+                session,
+                session.get(DagModel, "named"),
+                latest_version(session, "named"),  # type: ignore[arg-type]
+                RunRequest(run_type=DagRunType.MANUAL, run_after=utcnow(), run_id=bad),
+                now=utcnow(),
+            )
+
+
+def test_dag_files_can_import_helpers_from_the_dag_folder(
+    dags_folder: Path, settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    (dags_folder / "common").mkdir()
+    (dags_folder / "common" / "__init__.py").write_text("")
+    (dags_folder / "common" / "helpers.py").write_text("def double(x):\n    return 2 * x\n")
+    result = run(
+        dags_folder,
+        settings,
+        session_factory,
+        "helped",
+        """
+    from tradewind import DAG, task
+    from common.helpers import double
+
+    with DAG("helped"):
+        @task
+        def go():
+            return double(21)
+        go()
+    """,
+    )
+    assert str(result.state) == "success"
+
+
+def test_a_newer_database_is_refused_with_a_reason(settings: Settings, engine: Any) -> None:
+    from sqlalchemy import text
+
+    from tradewind.db import check_schema, current_revision
+    from tradewind.errors import DatabaseError
+
+    real = current_revision(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    try:
+        with pytest.raises(DatabaseError, match="migrated by a newer Tradewind"):
+            check_schema(engine)
+    finally:  # the Postgres database is shared by the whole test session
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": real})

@@ -106,3 +106,13 @@ def test_topological_sort_refuses_a_cycle() -> None:
 def test_group_ids_may_not_contain_dots() -> None:
     with DAG("d"), pytest.raises(DagDefinitionError, match="may not contain"):
         TaskGroup("a.b")
+
+
+def test_naive_start_dates_use_the_default_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC
+
+    monkeypatch.setenv("TRADEWIND_DEFAULT_TIMEZONE", "Europe/Amsterdam")
+    with DAG("amsterdam", schedule="0 2 * * *", start_date=datetime(2024, 1, 1)) as d:
+        pass
+    assert d.timezone == "Europe/Amsterdam"
+    assert d.start_date == datetime(2023, 12, 31, 23, 0, tzinfo=UTC)

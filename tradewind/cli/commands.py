@@ -93,8 +93,10 @@ def _config_list(args: argparse.Namespace, ctx: CliContext) -> int:
     rows = []
     for name in type(settings).model_fields:
         value = getattr(settings, name)
-        if name == "fernet_key" and value is not None:
+        if name in ("fernet_key", "smtp_password") and value is not None:
             value = "***"
+        elif name == "database_url" and value:
+            value = _masked(value)
         rows.append({"variable": f"TRADEWIND_{name.upper()}", "value": str(value)})
     rows.append({"variable": "(database)", "value": _masked(settings.resolved_database_url)})
     render(rows, args.output)

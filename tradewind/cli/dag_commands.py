@@ -20,7 +20,9 @@ def register(commands: Commands) -> None:
     parser = commands.command("list-runs", _list_runs, "List the runs of a DAG.", group="dags")
     parser.add_argument("dag_id")
     parser.add_argument("--state", help="only runs in this state")
-    parser.add_argument("--limit", type=int, default=100, help="at most this many (newest first)")
+    parser.add_argument(
+        "--limit", type=_positive, default=100, help="at most this many (newest first)"
+    )
     add_output_option(parser)
     parser = commands.command("state", _state, "Print the state of a DAG run.", group="dags")
     parser.add_argument("dag_id")
@@ -33,13 +35,26 @@ def register(commands: Commands) -> None:
     add_output_option(parser)
 
 
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
 def _list_runs(args: argparse.Namespace, ctx: CliContext) -> int:
     from sqlalchemy import select
 
     from tradewind.db import read_session
-    from tradewind.models import DagRun
+    from tradewind.errors import DagNotFound
+    from tradewind.models import DagModel, DagRun
 
     with read_session(ctx.session_factory) as session:
+        if session.get(DagModel, args.dag_id) is None:
+            raise DagNotFound(f"DAG {args.dag_id!r} not found; see `tradewind dags list`")
         query = select(DagRun).where(DagRun.dag_id == args.dag_id)
         if args.state:
             query = query.where(DagRun.state == args.state)

@@ -206,7 +206,8 @@ class BaseOperator(DependencyMixin):
         group = task_group or _context.current_group()
         if group is None or group.dag is not dag:
             group = dag.task_group
-        self.task_id = group.child_id(task_id)
+        full_id = group.child_id(task_id)
+        self.task_id = validate_id("task_id (with its group prefix)", full_id, site=site)
         self.dag = dag
         self.params = dag.params.merged(self.params)
         self.task_group = group

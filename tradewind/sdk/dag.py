@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 _ID_PATTERN = re.compile(r"^[\w.-]+$")
 MAX_ID_LENGTH = 250
+MAX_TAG_LENGTH = 100
 
 Callback = Callable[[dict[str, Any]], Any]
 CallbackArg = Callback | Sequence[Callback] | None
@@ -125,6 +126,14 @@ class DAG:
         self.max_consecutive_failed_dag_runs: int = int(get("max_consecutive_failed_dag_runs", 0))
         self.dagrun_timeout: timedelta | None = get("dagrun_timeout")
         self.tags: list[str] = sorted(set(get("tags") or []))
+        for tag in self.tags:
+            if not isinstance(tag, str) or not tag or len(tag) > MAX_TAG_LENGTH:
+                raise DagDefinitionError(
+                    f"DAG {dag_id!r}: tags must be strings of 1 to {MAX_TAG_LENGTH} characters, "
+                    f"got {tag!r}",
+                    filename=site[0],
+                    lineno=site[1],
+                )
         self.doc_md: str | None = get("doc_md")
         self.owner_links: dict[str, str] = dict(get("owner_links") or {})
         searchpath = get("template_searchpath")
@@ -324,9 +333,18 @@ class DAG:
         return f"<DAG: {self.dag_id}>"
 
 
+def _default_timezone() -> str:
+    """TRADEWIND_DEFAULT_TIMEZONE (read directly: DAG files must not load the settings)."""
+    import os
+
+    return os.environ.get("TRADEWIND_DEFAULT_TIMEZONE") or "UTC"
+
+
 def _timezone_of(start_date: datetime | None) -> str:
     from tradewind.schedules import timezone_name
 
+    if start_date is not None and start_date.tzinfo is None:
+        return _default_timezone()
     return timezone_name(start_date)
 
 
@@ -335,7 +353,7 @@ def _as_utc(value: datetime | None) -> datetime | None:
         return None
     from tradewind.schedules import to_utc
 
-    return to_utc(value)
+    return to_utc(value, default_tz=_default_timezone())
 
 
 def _make_schedule(value: object, timezone: str, site: tuple[str | None, int | None]) -> Schedule:
