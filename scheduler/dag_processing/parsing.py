@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from scheduler.processes import describe_exit
 from tradewind.dag_loader import ImportErrorInfo, error_from_exception, load_dag_file
 
 logger = logging.getLogger(__name__)
@@ -262,7 +263,7 @@ def _finish(child: _Child) -> ParsedFile:
             ImportErrorInfo(
                 fileloc,
                 _line_from_stack(fault_text, fileloc),
-                f"the interpreter importing the file died ({_describe_status(status)})",
+                f"the interpreter importing the file died ({describe_exit(status)})",
                 fault_text,
             )
         )
@@ -286,13 +287,3 @@ def _line_from_stack(stack: str, fileloc: str) -> int | None:
         return None
     # faulthandler prints the innermost frame first; traceback prints it last
     return lines[0] if "most recent call first" in stack else lines[-1]
-
-
-def _describe_status(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        number = os.WTERMSIG(status)
-        try:
-            return f"killed by {signal.Signals(number).name}"
-        except ValueError:
-            return f"killed by signal {number}"
-    return f"exit code {os.waitstatus_to_exitcode(status)}"

@@ -22,6 +22,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from scheduler.executors.base import Executor, TryFinished
+from scheduler.processes import describe_exit
 from tradewind.errors import TaskTerminated
 from worker.dag_cache import DagFileCache
 from worker.logs import TryIdentity
@@ -211,13 +212,9 @@ def _read_available(fd: int) -> bytes:
 
 
 def describe_status(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        number = os.WTERMSIG(status)
-        try:
-            return f"the try's process was killed by {signal.Signals(number).name}"
-        except ValueError:
-            return f"the try's process was killed by signal {number}"
-    return f"the try's process exited with code {os.waitstatus_to_exitcode(status)}"
+    words = describe_exit(status)  # "killed by SIGKILL" or "exit code 3"
+    verb = "was" if words.startswith("killed") else "ended with"
+    return f"the try's process {verb} {words}"
 
 
 def _child_main(

@@ -1,0 +1,17 @@
+"""Small helpers for the child processes the scheduler package forks."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+
+def describe_exit(status: int) -> str:
+    """A wait status in words: ``killed by SIGKILL`` or ``exit code 3``."""
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            return f"killed by {signal.Signals(number).name}"
+        except ValueError:
+            return f"killed by signal {number}"
+    return f"exit code {os.waitstatus_to_exitcode(status)}"
