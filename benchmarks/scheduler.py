@@ -9,6 +9,9 @@ created directly in the database, and the time is the span from the first run's
 ``queued_at`` to the last run's ``end_date`` as the database recorded them. CPU is the
 whole scheduler tree's (scheduler, DAG processor, every task process), from
 ``getrusage`` after it exits; RSS is sampled from /proc while it works.
+
+To profile the scheduler itself, replace its command, e.g.
+``TRADEWIND_BENCH_SCHEDULER="python -m cProfile -o /tmp/s.prof -m tradewind.cli.main scheduler"``.
 """
 
 from __future__ import annotations
@@ -136,7 +139,7 @@ class Harness:
         log = (work / "scheduler.log").open("w")
         started = time.perf_counter()
         scheduler = subprocess.Popen(
-            os.environ.get("TW_SCHED_CMD", "tradewind scheduler").split(),
+            os.environ.get("TRADEWIND_BENCH_SCHEDULER", "tradewind scheduler").split(),
             env=env,
             stdout=log,
             stderr=log,
