@@ -33,11 +33,12 @@ def ensure_admin(factory: sessionmaker[Session], settings: Settings) -> str | No
             return None
         password = generate_password()
         create_user(session, ADMIN, password, "admin")
-    path = settings.home.expanduser() / PASSWORD_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(password + "\n")
+        # Saved before the user is committed: a crash in between must not lose it.
+        path = settings.home.expanduser() / PASSWORD_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(password + "\n")
     return password
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, select
 
 from tradewind import crypto
-from tradewind.db import process_session_factory, session_scope
+from tradewind.db import process_session_factory, read_session, session_scope
 from tradewind.models import ConnectionModel, VariableModel
 from tradewind.sdk.variable import looks_secret
 
@@ -29,7 +29,7 @@ class VariableStore:
         return cls(process_session_factory(), get_settings())
 
     def get(self, key: str) -> str | None:
-        with session_scope(self.factory) as session:
+        with read_session(self.factory) as session:
             row = session.scalar(select(VariableModel).where(VariableModel.key == key))
             return None if row is None else read_variable(self.settings, row)
 
@@ -110,6 +110,6 @@ def write_connection(
 def get_connection_fields(
     factory: sessionmaker[Session], settings: Settings, conn_id: str
 ) -> dict[str, Any] | None:
-    with session_scope(factory) as session:
+    with read_session(factory) as session:
         row = session.scalar(select(ConnectionModel).where(ConnectionModel.conn_id == conn_id))
         return None if row is None else read_connection(settings, row)
