@@ -74,12 +74,16 @@ def make_engine(settings: Settings, **engine_options: Any) -> Engine:
 
 
 # A forked child (DAG parsing, a try) must never talk over its parent's connections:
-# after a fork every engine of this process gets a fresh, empty pool.
+# after a fork every engine of this process gets a fresh, empty pool. The inherited
+# pools are kept referenced for the child's lifetime: if their connection objects were
+# garbage-collected here, the driver's finalizer would end the parent's sessions.
 _engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+_inherited_pools: list[Any] = []
 
 
 def _forget_inherited_connections() -> None:
     for engine in list(_engines):
+        _inherited_pools.append(engine.pool)
         engine.dispose(close=False)
 
 
