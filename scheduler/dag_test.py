@@ -26,6 +26,7 @@ from tradewind.errors import DagNotFound, TradewindError
 from tradewind.models import DagModel, DagRun, ParseImportError, TaskInstance
 from tradewind.models.base import utcnow
 from tradewind.state import DagRunState, DagRunType
+from worker.execution import _call_all
 from worker.task_runner import TaskRunner, TryRequest
 
 if TYPE_CHECKING:
@@ -196,17 +197,8 @@ def _dag_callbacks(
     except TradewindError:
         return
     callbacks = dag.on_success_callback if state is DagRunState.SUCCESS else dag.on_failure_callback
-    items: list[Any] = []
-    if isinstance(callbacks, list | tuple):
-        items.extend(callbacks)
-    elif callbacks is not None:
-        items.append(callbacks)
     context = {"dag": dag, "run_id": run_id, "reason": str(state)}
-    for callback in items:
-        try:
-            callback(context)
-        except Exception:
-            logger.exception("DAG %s callback %r failed", state, callback)
+    _call_all(callbacks, context, f"DAG {state} callback")
 
 
 def task_table(factory: sessionmaker[Session], dag_id: str, run_id: str) -> list[dict[str, Any]]:

@@ -121,7 +121,6 @@ def _call(
         _invoke(task.on_retry_callback, context)
 
 
-def _invoke(chosen: Any, context: dict[str, Any]) -> None:
-    items = chosen if isinstance(chosen, list | tuple) else [chosen] if chosen else []
-    for callback in items:
+def _invoke(chosen: list[Any], context: dict[str, Any]) -> None:
+    for callback in chosen:  # an error fails the request (recorded on it)
         callback(context)

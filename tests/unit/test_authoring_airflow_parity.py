@@ -116,3 +116,18 @@ def test_naive_start_dates_use_the_default_time_zone(monkeypatch: pytest.MonkeyP
         pass
     assert d.timezone == "Europe/Amsterdam"
     assert d.start_date == datetime(2023, 12, 31, 23, 0, tzinfo=UTC)
+
+
+def test_dag_callbacks_are_lists_and_must_be_callable() -> None:
+    def hook(context: Any) -> None:
+        return None
+
+    with DAG("cb", on_failure_callback=hook, on_success_callback=[hook, hook]) as d:
+        pass
+    assert (d.on_failure_callback, d.on_success_callback, DAG("none").on_failure_callback) == (
+        [hook],
+        [hook, hook],
+        [],
+    )
+    with pytest.raises(DagDefinitionError, match="on_failure_callback must be callable"):
+        DAG("bad", on_failure_callback="page me")  # type: ignore[arg-type]

@@ -147,8 +147,8 @@ class DAG:
         self.render_template_as_native_obj: bool = bool(get("render_template_as_native_obj"))
         self.jinja_environment_kwargs: dict[str, Any] = dict(get("jinja_environment_kwargs") or {})
         self.is_paused_upon_creation: bool | None = get("is_paused_upon_creation")
-        self.on_success_callback: CallbackArg = get("on_success_callback")
-        self.on_failure_callback: CallbackArg = get("on_failure_callback")
+        self.on_success_callback = _callback_list(get("on_success_callback"), "on_success", site)
+        self.on_failure_callback = _callback_list(get("on_failure_callback"), "on_failure", site)
         self.dag_display_name: str = get("dag_display_name") or dag_id
         self.fail_fast: bool = bool(get("fail_fast", False))
         self.params = ParamsDict(get("params") or {}, site=site)
@@ -331,6 +331,25 @@ class DAG:
 
     def __repr__(self) -> str:
         return f"<DAG: {self.dag_id}>"
+
+
+def _callback_list(
+    value: CallbackArg, name: str, site: tuple[str | None, int | None]
+) -> list[Callback]:
+    """A DAG's callbacks as a list (one callable or several may be given)."""
+    items: list[Callback] = []
+    if isinstance(value, list | tuple):
+        items.extend(value)
+    elif value is not None:
+        items.append(value)  # type: ignore[arg-type]
+    for item in items:
+        if not callable(item):
+            raise DagDefinitionError(
+                f"{name}_callback must be callable or a list of callables, got {item!r}",
+                filename=site[0],
+                lineno=site[1],
+            )
+    return items
 
 
 def _default_timezone() -> str:
