@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 
 from scheduler import liveness
 from scheduler.executors.base import Executor, TryFinished
@@ -127,8 +127,11 @@ class Scheduler:
         finally:
             selector.close()
         if any(key.data == "listener" for key, _ in events) and self._listener is not None:
-            self._listener.drain()
-            self._last_sweep = None  # something changed elsewhere: look at every run
+            named = self._listener.drain()
+            if named is None:
+                self._last_sweep = None  # something changed elsewhere: look at every run
+            else:
+                self._dirty |= named
         with contextlib.suppress(BlockingIOError):
             while os.read(self._wake_read, 1024):
                 pass
@@ -177,13 +180,13 @@ class Scheduler:
         for item in finished:
             if not item.clean:
                 liveness.end_lost_try(session, item.request, item.detail, now=now)
-            run_pk = session.scalar(
-                select(DagRun.id).where(
-                    DagRun.dag_id == item.request.dag_id, DagRun.run_id == item.request.run_id
+        runs = {(item.request.dag_id, item.request.run_id) for item in finished}
+        if runs:
+            self._dirty.update(
+                session.scalars(
+                    select(DagRun.id).where(tuple_(DagRun.dag_id, DagRun.run_id).in_(runs))
                 )
             )
-            if run_pk is not None:
-                self._dirty.add(run_pk)
 
     def _advance_runs(self, session: Session, now: datetime) -> list[tuple[str, str, DagRunState]]:
         sweep = self._last_sweep is None or now - self._last_sweep >= timedelta(

@@ -113,7 +113,7 @@ def create_dag_run(
     session.add(run)
     session.add_all(new_task_instance(run, spec, version.id) for spec in serialized.tasks.values())
     session.flush()
-    wake_scheduler(session)
+    wake_scheduler(session, run.id)
     return run
 
 

@@ -4,6 +4,9 @@ On Postgres this is ``NOTIFY tradewind_scheduler`` sent in the same transaction 
 change (so it arrives only once the change is visible). On SQLite, which has no
 notifications, the writer sends a datagram to a Unix socket next to the database file
 after its commit. Both are hints: a lost one costs at most one poll interval.
+
+A wake-up names the DAG run that changed (its primary key) when there is one, so the
+scheduler looks at that run only; an empty one asks it to look at every run.
 """
 
 from __future__ import annotations
@@ -31,23 +34,28 @@ def socket_path(engine: Engine) -> Path | None:
     return Path(f"{engine.url.database}.wake")
 
 
-def wake_scheduler(session: Session) -> None:
-    """Ask the scheduler to look at the database once this transaction commits."""
+def wake_scheduler(session: Session, run_pk: int | None = None) -> None:
+    """Ask the scheduler to look at run ``run_pk`` (or at everything) once this
+    transaction commits."""
+    payload = "" if run_pk is None else str(run_pk)
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+        session.execute(
+            text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": payload}
+        )
     else:
-        session.info[_PENDING] = True
+        session.info.setdefault(_PENDING, set()).add(payload)
 
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
-    if not session.info.pop(_PENDING, False):
+    payloads = session.info.pop(_PENDING, None)
+    if not payloads:
         return
     bind = session.get_bind()
     path = socket_path(bind) if isinstance(bind, Engine) else None
     if path is not None:
-        send_datagram(path)
+        send_datagram(path, "" if "" in payloads else ",".join(sorted(payloads)))
 
 
 @event.listens_for(Session, "after_rollback")
@@ -55,10 +63,18 @@ def _after_rollback(session: Session) -> None:
     session.info.pop(_PENDING, None)
 
 
-def send_datagram(path: Path) -> None:
+def send_datagram(path: Path, payload: str = "") -> None:
     with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.setblocking(False)
-        sock.sendto(b"w", str(path))
+        sock.sendto(b"w" + payload.encode(), str(path))
+
+
+def _run_pks(payload: str) -> set[int] | None:
+    """The runs a wake-up names; None when it names none (look at everything)."""
+    try:
+        return {int(part) for part in payload.split(",")} if payload else None
+    except ValueError:
+        return None
 
 
 class WakeListener:
@@ -99,15 +115,25 @@ class WakeListener:
         self._connection.execute(f"LISTEN {CHANNEL}")
         return int(self._connection.fileno())
 
-    def drain(self) -> None:
-        """Consume pending wake-ups (call when the descriptor was readable)."""
+    def drain(self) -> set[int] | None:
+        """Consume pending wake-ups (call when the descriptor was readable): the runs
+        they name, or None if any asked to look at everything."""
+        payloads: list[str] = []
         if self._socket is not None:
             with contextlib.suppress(BlockingIOError):
-                while self._socket.recv(64):
-                    pass
+                while datagram := self._socket.recv(4096):
+                    payloads.append(datagram[1:].decode(errors="replace"))
         if self._connection is not None:
-            for _ in self._connection.notifies(timeout=0, stop_after=None):
-                pass
+            payloads.extend(
+                n.payload for n in self._connection.notifies(timeout=0, stop_after=None)
+            )
+        runs: set[int] = set()
+        for payload in payloads:
+            named = _run_pks(payload)
+            if named is None:
+                return None
+            runs |= named
+        return runs
 
     def close(self) -> None:
         if self._socket is not None:

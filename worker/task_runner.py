@@ -8,6 +8,7 @@ twice; `resolve_try_end` in `tradewind.state` decides what each way of ending me
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import getpass
 import logging
@@ -19,6 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from tradewind import xcom
 from tradewind.dag_loader import add_to_import_path
@@ -39,7 +41,7 @@ from tradewind.state import (
 from tradewind.wakeup import wake_scheduler
 from worker.dag_cache import DagFileCache, VersionRef
 from worker.execution import TryExecution, TryOutcome
-from worker.logs import TryIdentity, TryLogHandler, capture
+from worker.logs import TryIdentity, TryLogHandler, capture, chunk_statement
 from worker.runtime import DagRunView
 
 if TYPE_CHECKING:
@@ -109,7 +111,7 @@ class TaskRunner:
         if claimed is None:
             logger.info("Not running %s: it is not queued for this try (already taken?)", request)
             return TryResult(request, None, ran=False, error="not queued for this try")
-        ti_id, run, version = claimed
+        ti_id, run, version, started = claimed
         ident = TryIdentity(
             run.id,
             request.dag_id,
@@ -132,7 +134,7 @@ class TaskRunner:
                     "Running %s on host %s, pid %s", request, self.hostname, os.getpid()
                 )
                 outcome = self.execution.execute(request, ti_id, run, version)
-                state = self._record(request, ti_id, outcome, handler, version)
+                state = self._record(request, ti_id, outcome, handler, version, started)
                 if self.on_recorded is not None:
                     self.on_recorded()
                 self.execution.run_callbacks(request, outcome, state)
@@ -171,9 +173,10 @@ class TaskRunner:
             DagRun.dag_id == request.dag_id, DagRun.run_id == request.run_id
         )
 
-    def _claim(self, request: TryRequest) -> tuple[str, DagRunView, VersionRef] | None:
+    def _claim(self, request: TryRequest) -> tuple[str, DagRunView, VersionRef, datetime] | None:
+        started = utcnow()
         with session_scope(self.factory) as session:
-            claimed = session.execute(self._claim_statement(request, utcnow())).first()
+            claimed = session.execute(self._claim_statement(request, started)).first()
             if claimed is None:
                 return None
             ti_id, version_id = claimed
@@ -189,7 +192,7 @@ class TaskRunner:
             ).first()
             if run is None or version is None:  # pragma: no cover - foreign keys prevent it
                 raise TradewindError(f"{request}: its run or DAG version has vanished")
-            return ti_id, DagRunView.of(run), VersionRef(version_id, *version)
+            return ti_id, DagRunView.of(run), VersionRef(version_id, *version), started
 
     @staticmethod
     def _heartbeat_statement(ti_id: str) -> Any:
@@ -218,6 +221,7 @@ class TaskRunner:
         outcome: TryOutcome,
         log: TryLogHandler,
         version: VersionRef,
+        started: datetime,
     ) -> TaskInstanceState:
         now = utcnow()
         with read_session(self.factory) as session:
@@ -237,14 +241,14 @@ class TaskRunner:
         if transition.next_try_at is not None:
             task_logger.info("Next try not before %s", transition.next_try_at.isoformat())
         try:
-            return self._write_end(request, ti_id, outcome, transition, now, log)
+            return self._write_end(request, ti_id, outcome, transition, (started, now), log)
         except Exception as exc:
             if outcome.end is not TryEnd.SUCCESS:
                 raise
             # The code succeeded but its results could not be stored: the try failed.
             task_logger.exception("Could not record the results of %s", request)
             outcome.end, outcome.error, outcome.xcoms = TryEnd.FAILED, exc, []
-            return self._record(request, ti_id, outcome, log, version)
+            return self._record(request, ti_id, outcome, log, version, started)
 
     def _write_end(
         self,
@@ -252,16 +256,25 @@ class TaskRunner:
         ti_id: str,
         outcome: TryOutcome,
         transition: Transition,
-        now: datetime,
+        span: tuple[datetime, datetime],
         log: TryLogHandler,
     ) -> TaskInstanceState:
+        started, now = span
         with session_scope(self.factory) as session:
             log.ship_with(session)  # the log is complete when the state says the try ended
-            row = session.scalar(
-                select(TaskInstance).where(TaskInstance.id == ti_id).with_for_update()
+            ended = session.execute(
+                self._end_statement(
+                    ti_id,
+                    request.try_number,
+                    state=str(transition.state),
+                    end_date=now,
+                    duration=(now - started).total_seconds(),
+                    next_try_at=transition.next_try_at,
+                    rendered_fields=outcome.rendered_fields,
+                )
             )
-            if row is None or row.state != str(TI.RUNNING) or row.try_number != request.try_number:
-                current = None if row is None else row.state
+            if ended.rowcount != 1:  # type: ignore[attr-defined]
+                current = session.scalar(select(TaskInstance.state).where(TaskInstance.id == ti_id))
                 task_logger.warning(
                     "%s was changed to %s while it ran; its own end (%s) is not recorded",
                     request,
@@ -269,17 +282,26 @@ class TaskRunner:
                     transition.state,
                 )
                 return TI(current) if current else transition.state
-            row.state = str(transition.state)
-            row.end_date = now
-            row.duration = (now - row.start_date).total_seconds() if row.start_date else None
-            row.next_try_at = transition.next_try_at
-            row.rendered_fields = outcome.rendered_fields
             if transition.state is TI.SUCCESS:
-                self._store_success(session, row, outcome)
-            wake_scheduler(session)
+                self._store_success(session, request, outcome)
+            wake_scheduler(session, log.ident.dag_run_pk)
         return transition.state
 
-    def _store_success(self, session: Session, row: TaskInstance, outcome: TryOutcome) -> None:
+    @staticmethod
+    def _end_statement(ti_id: str, try_number: int, **values: Any) -> Any:
+        """This try's end, written only if the instance still runs this try."""
+        return (
+            update(TaskInstance)
+            .where(
+                TaskInstance.id == ti_id,
+                TaskInstance.state == str(TI.RUNNING),
+                TaskInstance.try_number == try_number,
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
+    def _store_success(self, session: Session, request: TryRequest, outcome: TryOutcome) -> None:
         ti = outcome.runtime_ti
         if ti is None:  # pragma: no cover - success implies the task was set up
             return
@@ -289,8 +311,8 @@ class TaskRunner:
             session.execute(
                 update(TaskInstance)
                 .where(
-                    TaskInstance.dag_id == row.dag_id,
-                    TaskInstance.run_id == row.run_id,
+                    TaskInstance.dag_id == request.dag_id,
+                    TaskInstance.run_id == request.run_id,
                     TaskInstance.task_id.in_(sorted(ti.pending_skips)),
                     TaskInstance.state.is_(None) | (TaskInstance.state == str(TI.SCHEDULED)),
                 )
@@ -317,8 +339,22 @@ def warm_up(factory: sessionmaker[Session]) -> None:
             select(DagVersion.fileloc, DagVersion.content_hash).where(DagVersion.id == "~")
         )
         xcom.clear_xcoms(session, dag_run_pk=-1, task_id="~", map_index=-1)
-        session.scalar(select(TaskInstance).where(TaskInstance.id == "~").with_for_update())
+        now = utcnow()
+        session.execute(
+            runner._end_statement(
+                "~",
+                0,
+                state=str(TI.SUCCESS),
+                end_date=now,
+                duration=0.0,
+                next_try_at=None,
+                rendered_fields={},
+            )
+        )
         session.execute(runner._heartbeat_statement("~"))
+        # Refused by its foreign key once compiled, which is all this is for.
+        with contextlib.suppress(IntegrityError), session.begin_nested():
+            session.execute(chunk_statement(TryIdentity(-1, "~", "~", "~", -1, 0), "~"))
     finally:
         session.rollback()
         session.close()
