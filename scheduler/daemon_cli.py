@@ -9,6 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from tradewind.errors import TradewindError
+from tradewind.processes import configure_daemon_logging
 
 if TYPE_CHECKING:
     from tradewind.cli.main import CliContext, Commands
@@ -42,14 +43,6 @@ def register(commands: Commands) -> None:
             group="dags",
         )
         parser.add_argument("dag_id")
-
-
-def configure_daemon_logging(level: str) -> None:
-    root = logging.getLogger()
-    root.setLevel(level)
-    for handler in root.handlers:
-        handler.setLevel(level)
-    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
 
 
 def _scheduler(args: argparse.Namespace, ctx: CliContext) -> int:

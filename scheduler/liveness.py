@@ -5,22 +5,20 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
 from tradewind import callbacks
-from tradewind.dagversions import retry_policy_for, serialized_for
-from tradewind.models import DagRun, LogChunk, TaskInstance
+from tradewind.dagversions import serialized_for
+from tradewind.models import DagRun, TaskInstance
 from tradewind.state import (
     FINISHED_STATES,
     DagRunState,
     TaskInstanceState,
-    TryEnd,
-    check_transition,
-    resolve_try_end,
 )
+from worker.lost_tries import end_lost_try
 from worker.task_runner import TryRequest
 
 if TYPE_CHECKING:
@@ -29,97 +27,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 TI = TaskInstanceState
 ABANDONED_CALLBACK_AFTER = timedelta(minutes=10)
-
-
-def _instance(session: Session, request: TryRequest) -> TaskInstance | None:
-    query = select(TaskInstance).where(
-        TaskInstance.dag_id == request.dag_id,
-        TaskInstance.run_id == request.run_id,
-        TaskInstance.task_id == request.task_id,
-        TaskInstance.map_index == request.map_index,
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    return session.scalar(query)
-
-
-def end_lost_try(session: Session, request: TryRequest, detail: str, *, now: datetime) -> bool:
-    """End a try whose process can no longer record its own end (retry or fail it).
-
-    Does nothing when the try already ended or a newer try started.
-    """
-    row = _instance(session, request)
-    if row is None or row.try_number != request.try_number:
-        return False
-    if row.state not in (str(TI.RUNNING), str(TI.QUEUED)):
-        return False
-    policy = retry_policy_for(
-        session, row.dag_version_id, row.task_id, fallback_retries=row.max_tries
-    )
-    spec_raw: dict[str, Any] = {}
-    if row.dag_version_id is not None:
-        spec = serialized_for(session, row.dag_version_id).tasks.get(row.task_id)
-        spec_raw = dict(spec.raw) if spec is not None else {}
-    transition = resolve_try_end(
-        TryEnd.LOST,
-        try_number=row.try_number,
-        policy=policy,
-        now=now,
-        jitter_key=f"{row.dag_id}.{row.task_id}.{row.run_id}.{row.map_index}",
-    )
-    check_transition(TI(row.state), transition.state)
-    row.state = str(transition.state)
-    row.end_date = now
-    row.duration = (now - row.start_date).total_seconds() if row.start_date else None
-    row.next_try_at = transition.next_try_at
-    _note_in_log(session, row, f"{detail}; try {row.try_number} is marked {transition.state}", now)
-    _owe_task_callback(session, row, transition.state, detail, spec_raw)
-    logger.warning("%s: %s; marked %s", request, detail, transition.state)
-    return True
-
-
-def _owe_task_callback(
-    session: Session, row: TaskInstance, state: TI, detail: str, spec: dict[str, Any]
-) -> None:
-    """The lost process cannot run the task's callbacks; owe them as a request."""
-    wants_email = bool(spec.get("email")) and (
-        (state is TI.FAILED and spec.get("email_on_failure"))
-        or (state is TI.UP_FOR_RETRY and spec.get("email_on_retry"))
-    )
-    if not (spec.get("has_callbacks") or wants_email):
-        return
-    if state not in (TI.FAILED, TI.UP_FOR_RETRY):
-        return
-    callbacks.request_callback(
-        session,
-        callbacks.TASK_FAILURE if state is TI.FAILED else callbacks.TASK_RETRY,
-        dag_id=row.dag_id,
-        run_id=row.run_id,
-        task_id=row.task_id,
-        map_index=row.map_index,
-        try_number=row.try_number,
-        message=detail,
-    )
-
-
-def _note_in_log(session: Session, row: TaskInstance, message: str, now: datetime) -> None:
-    run_pk = session.scalar(
-        select(DagRun.id).where(DagRun.dag_id == row.dag_id, DagRun.run_id == row.run_id)
-    )
-    if run_pk is None:
-        return
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}+0000"
-    session.add(
-        LogChunk(
-            dag_run_id=run_pk,
-            dag_id=row.dag_id,
-            run_id=row.run_id,
-            task_id=row.task_id,
-            map_index=row.map_index,
-            try_number=row.try_number,
-            content=f"[{stamp}] {{scheduler}} ERROR - {message}\n",
-        )
-    )
 
 
 def runs_with_due_retries(session: Session, now: datetime) -> set[int]:
@@ -150,7 +57,7 @@ def check(
 
 
 def _request_of(row: TaskInstance) -> TryRequest:
-    return TryRequest(row.dag_id, row.run_id, row.task_id, row.map_index, row.try_number)
+    return TryRequest(row.dag_id, row.run_id, row.task_id, row.map_index, row.try_number, row.queue)
 
 
 def _zombies(session: Session, settings: Settings, now: datetime, ours: set[TryRequest]) -> None:

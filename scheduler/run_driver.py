@@ -79,7 +79,7 @@ def advance_run(session: Session, run: DagRun, *, now: datetime) -> StepResult:
     _expand(session, run, dag, plan, by_key)
     _set_states(plan, by_key, now)
     result = StepResult(plan=plan)
-    result.scheduled = [schedule_instance(by_key[key], now) for key in plan.ready]
+    result.scheduled = [schedule_instance(session, by_key[key], now) for key in plan.ready]
     run.last_scheduling_decision = now
     if plan.run_state is not None:
         run.state = str(plan.run_state)
@@ -156,13 +156,17 @@ def _set_states(plan: RunPlan, by_key: dict[tuple[str, int], TaskInstance], now:
             row.duration = 0.0 if row.duration is None else row.duration
 
 
-def schedule_instance(row: TaskInstance, now: datetime) -> TaskInstance:
+def schedule_instance(session: Session, row: TaskInstance, now: datetime) -> TaskInstance:
     """Dependencies met: the instance waits for a slot (pools, parallelism).
 
-    A due reschedule stays up_for_reschedule until queued: it continues its try.
+    A due reschedule stays up_for_reschedule until queued: it continues its try. A due
+    retry leaves the state its last try ended in, so that try is archived now, as it
+    ended (task_instance_history).
     """
     if row.state == str(TI.UP_FOR_RESCHEDULE):
         return row
+    if row.state == str(TI.UP_FOR_RETRY) and row.try_number > 0:
+        session.add(history_of(row))
     check_transition(TI(row.state) if row.state else None, TI.SCHEDULED)
     row.state = str(TI.SCHEDULED)
     row.scheduled_dttm = now
@@ -170,19 +174,17 @@ def schedule_instance(row: TaskInstance, now: datetime) -> TaskInstance:
 
 
 def queue_instance(session: Session, row: TaskInstance, now: datetime) -> TryRequest:
-    """Start a new try: archive the previous one, bump the try number, mark queued."""
+    """Start a new try: bump the try number, mark queued."""
     old = TI(row.state) if row.state else None
     check_transition(old, TI.QUEUED)
     # A reschedule continues the same try (a sensor poking again), as in Airflow.
     if old is not TI.UP_FOR_RESCHEDULE:
-        if row.try_number > 0:
-            session.add(history_of(row))
         row.try_number += 1
     row.state = str(TI.QUEUED)
     row.queued_dttm = now
     row.start_date = row.end_date = row.duration = row.next_try_at = None
-    row.hostname = row.pid = None
-    return TryRequest(row.dag_id, row.run_id, row.task_id, row.map_index, row.try_number)
+    row.hostname = row.pid = row.queued_reason = None
+    return TryRequest(row.dag_id, row.run_id, row.task_id, row.map_index, row.try_number, row.queue)
 
 
 def history_of(row: TaskInstance) -> TaskInstanceHistory:

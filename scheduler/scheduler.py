@@ -37,6 +37,7 @@ from tradewind.models import DagModel, DagRun
 from tradewind.models.base import utcnow
 from tradewind.state import DagRunState
 from tradewind.wakeup import WakeListener
+from worker.lost_tries import end_lost_try
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -169,6 +170,7 @@ class Scheduler:
             owed = callbacks.pending_ids(session, free)
         for request in report.queued:
             self.executor.queue(request)
+        self.executor.flush()
         for request_id in owed:
             self.executor.run_callback(request_id)
         self._housekeeping(now)
@@ -179,7 +181,7 @@ class Scheduler:
     ) -> None:
         for item in finished:
             if not item.clean:
-                liveness.end_lost_try(session, item.request, item.detail, now=now)
+                end_lost_try(session, item.request, item.detail, now=now)
         runs = {(item.request.dag_id, item.request.run_id) for item in finished}
         if runs:
             self._dirty.update(
@@ -234,6 +236,7 @@ class Scheduler:
             with session_scope(self.factory) as session:
                 resend = liveness.check(session, self.settings, now=now, ours=running)
             for request in resend:
-                if request not in running and self.executor.open_slots() > 0:
+                if request not in running and self.executor.can_resend():
                     self.executor.queue(request)
+            self.executor.flush()
             self._last_liveness = now

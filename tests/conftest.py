@@ -86,7 +86,7 @@ def pg_database() -> Iterator[str]:
     admin.dispose()
 
 
-def _truncate_all(engine: Engine) -> None:
+def truncate_all(engine: Engine) -> None:
     from tradewind.models import Base
 
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
@@ -100,10 +100,9 @@ def _truncate_all(engine: Engine) -> None:
         )
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, home: Path) -> str:
-    """The URL of a migrated, empty metadata database: SQLite, then Postgres."""
-    if request.param == "sqlite":
+def fresh_database(kind: str, request: pytest.FixtureRequest, home: Path) -> str:
+    """The URL of a migrated, empty metadata database of a kind (sqlite or postgres)."""
+    if kind == "sqlite":
         url = f"sqlite:///{home / 'tradewind.db'}"
         engine = make_engine(get_settings(database_url=url))
         migrate(engine)
@@ -111,9 +110,15 @@ def db_url(request: pytest.FixtureRequest, home: Path) -> str:
         return url
     url = request.getfixturevalue("pg_database")
     engine = create_engine(url)
-    _truncate_all(engine)
+    truncate_all(engine)
     engine.dispose()
     return url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, home: Path) -> str:
+    """The URL of a migrated, empty metadata database: SQLite, then Postgres."""
+    return fresh_database(request.param, request, home)
 
 
 @pytest.fixture

@@ -19,12 +19,19 @@ JOB_TYPES = ("scheduler", "dag_processor", "worker", "triggerer")
 
 
 def start_job(
-    session: Session, job_type: str, *, now: datetime, executor_class: str | None = None
+    session: Session,
+    job_type: str,
+    *,
+    now: datetime,
+    executor_class: str | None = None,
+    hostname: str | None = None,
+    queues: list[str] | None = None,
 ) -> Job:
     job = Job(
         job_type=job_type,
         state=RUNNING,
-        hostname=socket.getfqdn(),
+        hostname=hostname or socket.getfqdn(),
+        queues=",".join(queues) if queues else None,
         pid=os.getpid(),
         executor_class=executor_class,
         start_date=now,
@@ -58,6 +65,14 @@ def alive_jobs(
             .order_by(Job.latest_heartbeat.desc())
         )
     )
+
+
+def listened_queues(session: Session, *, now: datetime, threshold: timedelta) -> set[str]:
+    """The queues that at least one alive worker listens to."""
+    queues: set[str] = set()
+    for job in alive_jobs(session, "worker", now=now, threshold=threshold):
+        queues.update(q for q in (job.queues or "").split(",") if q)
+    return queues
 
 
 def latest_heartbeat(session: Session, job_type: str) -> datetime | None:

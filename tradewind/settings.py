@@ -77,6 +77,19 @@ class Settings(BaseSettings):
         default=30.0, ge=0, description="How long running tries may finish on shutdown."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    broker_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="Celery broker (Redis) for the celery executor and its workers.",
+    )
+    worker_concurrency: int = Field(
+        default=4, ge=1, description="Tries a Celery worker runs at once (--concurrency)."
+    )
+    celery_visibility_timeout_seconds: float = Field(
+        default=21600.0,
+        gt=0,
+        description="Redis redelivers a message not acknowledged this long (the claim "
+        "makes redelivery harmless).",
+    )
     smtp_host: str = Field(default="localhost", description="SMTP server for emails.")
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_user: str | None = None

@@ -306,6 +306,9 @@ class TryEnd(enum.Enum):
     RESCHEDULED = "rescheduled"
     DEFERRED = "deferred"
     LOST = "lost"  # the process died or stopped heartbeating (zombie)
+    # Stopped by its worker or executor shutting down: handed back for another try now,
+    # whatever retries are left (the task did not fail; its host went away).
+    INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,6 +365,8 @@ def resolve_try_end(
         return Transition(TI.UP_FOR_RESCHEDULE, next_try_at=reschedule_at or now)
     if end is TryEnd.DEFERRED:
         return Transition(TI.DEFERRED)
+    if end is TryEnd.INTERRUPTED:
+        return Transition(TI.UP_FOR_RETRY, next_try_at=now)
     retries_left = try_number <= policy.retries
     if end is TryEnd.FAILED_NO_RETRY or not retries_left:
         return Transition(TI.FAILED, callback="on_failure")

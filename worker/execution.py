@@ -22,6 +22,7 @@ from tradewind.errors import (
     TaskReschedule,
     TaskRetry,
     TaskSkip,
+    TaskTerminated,
     TaskTimeout,
     TradewindError,
     XComError,
@@ -67,6 +68,7 @@ _END_OF_EXCEPTION: list[tuple[type[BaseException], TryEnd]] = [
     (TaskReschedule, TryEnd.RESCHEDULED),
     (TaskDefer, TryEnd.DEFERRED),
     (TaskTimeout, TryEnd.TIMED_OUT),
+    (TaskTerminated, TryEnd.INTERRUPTED),
 ]
 
 

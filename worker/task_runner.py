@@ -15,7 +15,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -56,13 +56,16 @@ TI = TaskInstanceState
 
 @dataclass(frozen=True, slots=True)
 class TryRequest:
-    """The message that asks for a try: ids only, everything else is in the database."""
+    """The message that asks for a try: ids only, everything else is in the database.
+
+    ``queue`` routes it (Celery); it is not part of the try's identity."""
 
     dag_id: str
     run_id: str
     task_id: str
     map_index: int
     try_number: int
+    queue: str = field(default="default", compare=False)
 
     def __str__(self) -> str:
         index = f"[{self.map_index}]" if self.map_index >= 0 else ""
@@ -160,6 +163,7 @@ class TaskRunner:
                 end_date=None,
                 duration=None,
                 heartbeat_at=now,
+                queued_reason=None,
                 hostname=self.hostname,
                 unixname=_unixname(),
                 pid=os.getpid(),

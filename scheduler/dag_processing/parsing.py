@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from scheduler.processes import describe_exit
 from tradewind.dag_loader import ImportErrorInfo, error_from_exception, load_dag_file
+from tradewind.processes import describe_exit
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,10 @@ def make_executor(settings: Settings) -> Executor:
         from scheduler.executors.sequential import SequentialExecutor
 
         return SequentialExecutor(settings)
-    raise ConfigError(
-        f"TRADEWIND_EXECUTOR={settings.executor!r} is not available yet; use 'local' or "
-        "'sequential'"
+    if settings.executor == "celery":
+        from scheduler.executors.celery import CeleryExecutor
+
+        return CeleryExecutor(settings)
+    raise ConfigError(  # pragma: no cover - the setting's type admits only the above
+        f"TRADEWIND_EXECUTOR={settings.executor!r}: use 'local', 'celery' or 'sequential'"
     )

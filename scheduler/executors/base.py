@@ -34,6 +34,13 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     def queue(self, request: TryRequest) -> None: ...
 
+    def flush(self) -> None:  # noqa: B027 - optional hook
+        """Send what `queue` collected (executors that batch); called after each pass."""
+
+    def can_resend(self) -> bool:
+        """May a try stuck in queued be sent again now? (Local: only into a free slot.)"""
+        return self.open_slots() > 0
+
     @abc.abstractmethod
     def collect(self) -> list[TryFinished]:
         """Tries whose process has ended since the last call; never blocks."""

@@ -100,3 +100,53 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def redis_db_number() -> int:
+    """A Redis database of this test process's own (xdist workers get different ones)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return 10 + int(worker.removeprefix("gw") or 0) % 6
+
+
+class Cluster:
+    """The processes of one executor's deployment: a scheduler, and for the celery
+    executor its workers. Everything started here is stopped by PID at the end."""
+
+    def __init__(self, executor: str, env: dict[str, str], logs: Path) -> None:
+        self.executor = executor
+        self.env = {**env, "TRADEWIND_EXECUTOR": executor}
+        self.logs = logs
+        self.daemons: list[Daemon] = []
+
+    def start(self, args: list[str], name: str, **extra_env: str) -> Daemon:
+        daemon = Daemon(args, {**self.env, **extra_env}, self.logs / f"{name}.log")
+        self.daemons.append(daemon)
+        return daemon
+
+    def scheduler(self, name: str = "scheduler") -> Daemon:
+        return self.start(["scheduler", "--no-dag-processor"], name)
+
+    def worker(self, name: str, queues: str = "default", concurrency: int = 2) -> Daemon:
+        return self.start(
+            ["worker", "--queues", queues, "--concurrency", str(concurrency), "--hostname", name],
+            name,
+        )
+
+    def up(self) -> None:
+        """The standard deployment: a scheduler, and two workers for celery."""
+        if self.executor == "celery":
+            self.worker("worker-a")
+            self.worker("worker-b")
+        self.scheduler()
+
+    def trigger(self, dag_id: str, *extra: str) -> None:
+        with running(["dags", "trigger", dag_id, *extra], self.env, self.logs / "trigger.log") as t:
+            if t.process.wait(timeout=60) != 0:
+                raise AssertionError(t.output())
+
+    def output(self) -> str:
+        return "\n".join(f"--- {d.log.name}\n{d.output()}" for d in self.daemons)
+
+    def stop(self) -> None:
+        for daemon in reversed(self.daemons):
+            daemon.stop()

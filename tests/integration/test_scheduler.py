@@ -306,7 +306,7 @@ def test_two_schedulers_on_postgres_run_every_try_exactly_once(
 ) -> None:
     from sqlalchemy import create_engine, text
 
-    from tests.conftest import _truncate_all
+    from tests.conftest import truncate_all
     from tradewind.dagruns import RunRequest, create_dag_run, latest_version
     from tradewind.db import make_session_factory
     from tradewind.models import DagModel
@@ -315,7 +315,7 @@ def test_two_schedulers_on_postgres_run_every_try_exactly_once(
     from tradewind.state import DagRunType
 
     engine = create_engine(pg_database)
-    _truncate_all(engine)
+    truncate_all(engine)
     settings = get_settings(database_url=pg_database)
     factory = make_session_factory(engine)
     write(
@@ -522,7 +522,7 @@ def test_a_retry_waits_for_its_delay(
         )
         last = session.scalar(select(TaskInstance).where(TaskInstance.dag_id == "patient"))
     assert last is not None
-    assert [h.try_number for h in earlier] == [1, 2]
+    assert [(h.try_number, h.state) for h in earlier] == [(1, "up_for_retry"), (2, "up_for_retry")]
     starts = [h.start_date for h in earlier] + [last.start_date]
     ends = [h.end_date for h in earlier]
     # Recorded times: each try started no earlier than the back-off after the previous end

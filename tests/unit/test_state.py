@@ -208,6 +208,16 @@ def test_failures_retry_while_retries_are_left(end: TryEnd) -> None:
     assert last.callback == "on_failure"
 
 
+@pytest.mark.parametrize("try_number", [1, 3, 7])
+def test_an_interrupted_try_is_handed_back_at_once_whatever_retries_are_left(
+    try_number: int,
+) -> None:
+    result = resolve_try_end(
+        TryEnd.INTERRUPTED, try_number=try_number, policy=POLICY, now=NOW, jitter_key="k"
+    )
+    assert (result.state, result.next_try_at, result.callback) == (TI.UP_FOR_RETRY, NOW, None)
+
+
 def test_task_fail_ends_retries_at_once() -> None:
     result = resolve_try_end(
         TryEnd.FAILED_NO_RETRY, try_number=1, policy=POLICY, now=NOW, jitter_key="k"

@@ -95,7 +95,7 @@ def _config_list(args: argparse.Namespace, ctx: CliContext) -> int:
         value = getattr(settings, name)
         if name in ("fernet_key", "smtp_password") and value is not None:
             value = "***"
-        elif name == "database_url" and value:
+        elif name in ("database_url", "broker_url") and value:
             value = _masked(value)
         rows.append({"variable": f"TRADEWIND_{name.upper()}", "value": str(value)})
     rows.append({"variable": "(database)", "value": _masked(settings.resolved_database_url)})

@@ -71,6 +71,8 @@ class TaskInstance(_TryColumns, Base):
     note: Mapped[str | None] = mapped_column(Text)
     external_executor_id: Mapped[str | None] = mapped_column(String(250))
     resend_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Why a queued try has not started (no worker listens to its queue), for the UI/API.
+    queued_reason: Mapped[str | None] = mapped_column(Text)
 
     @property
     def key(self) -> tuple[str, str, str, int]:

@@ -1,7 +1,8 @@
-"""Small helpers for the child processes the scheduler package forks."""
+"""Small helpers for the child processes Tradewind forks (DAG parsing, tries)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 
@@ -15,3 +16,11 @@ def describe_exit(status: int) -> str:
         except ValueError:
             return f"killed by signal {number}"
     return f"exit code {os.waitstatus_to_exitcode(status)}"
+
+
+def configure_daemon_logging(level: str) -> None:
+    root = logging.getLogger()
+    root.setLevel(level)
+    for handler in root.handlers:
+        handler.setLevel(level)
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))

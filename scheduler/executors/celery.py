@@ -1,0 +1,185 @@
+"""The Celery executor: tries go onto Redis queues; `tradewind worker` processes run them.
+
+It keeps no state the database does not have. The tries a pass queues are sent in one
+batch over one broker connection after the pass commits; a send that fails (Redis down)
+leaves the try queued in the database, and the scheduler sends it again once it has
+been queued for ``task_queued_timeout``. A message sent twice is harmless: the worker's
+claim runs each try at most once. Workers report through the database, and the
+scheduler wakes on their notifications, so this executor has nothing to collect.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select, tuple_, update
+
+from scheduler.executors.base import Executor, TryFinished
+from tradewind import jobs
+from tradewind.db import make_engine, make_session_factory, read_session, session_scope
+from tradewind.errors import ConfigError
+from tradewind.models import TaskInstance
+from tradewind.models.base import utcnow
+from tradewind.state import TaskInstanceState
+from worker.task_runner import TryRequest
+
+if TYPE_CHECKING:
+    from celery import Celery
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from tradewind.settings import Settings
+
+logger = logging.getLogger(__name__)
+TI = TaskInstanceState
+WORKER_QUEUES_TTL_SECONDS = 5.0
+
+
+class CeleryExecutor(Executor):
+    name = "celery"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.parallelism = settings.parallelism
+        self._app: Celery | None = None
+        self._factory: sessionmaker[Session] | None = None
+        self._pending: list[TryRequest] = []
+        self._callbacks_sent: dict[int, float] = {}
+        self._queues: tuple[float, set[str]] | None = None
+
+    def start(self) -> None:
+        from worker.celery_app import make_app
+
+        engine = make_engine(self.settings)
+        if engine.dialect.name == "sqlite":
+            raise ConfigError(
+                "TRADEWIND_EXECUTOR=celery needs a database every worker can reach "
+                "(set TRADEWIND_DATABASE_URL to Postgres); SQLite works with the local executor"
+            )
+        self._factory = make_session_factory(engine)
+        self._app = make_app(self.settings)
+
+    def _session_factory(self) -> sessionmaker[Session]:
+        if self._factory is None:
+            self.start()
+        assert self._factory is not None
+        return self._factory
+
+    # --- slots: counted in the database, where every scheduler can see them -------------
+
+    def open_slots(self) -> int:
+        with read_session(self._session_factory()) as session:
+            busy = session.scalar(
+                select(func.count())
+                .select_from(TaskInstance)
+                .where(TaskInstance.state.in_([str(TI.QUEUED), str(TI.RUNNING)]))
+            )
+        return self.parallelism - int(busy or 0) - len(self._pending)
+
+    def can_resend(self) -> bool:
+        return True  # a resent try is already counted as queued
+
+    def running(self) -> list[TryRequest]:
+        return []  # nothing runs here; liveness looks at every try
+
+    def collect(self) -> list[TryFinished]:
+        return []
+
+    # --- sending ---------------------------------------------------------------------------
+
+    def queue(self, request: TryRequest) -> None:
+        self._pending.append(request)
+
+    def flush(self) -> None:
+        """Send what this pass queued, in one batch over one broker connection."""
+        if not self._pending:
+            return
+        from worker.celery_app import RUN_TRY, try_message
+
+        batch, self._pending = self._pending, []
+        assert self._app is not None
+        sent = 0
+        try:
+            with self._app.producer_or_acquire() as producer:
+                for request in batch:
+                    self._app.send_task(
+                        RUN_TRY, args=try_message(request), queue=request.queue, producer=producer
+                    )
+                    sent += 1
+        except Exception as exc:
+            logger.warning(
+                "Could not send %s of %s tries to the broker (%s); they stay queued and are "
+                "sent again after %ss",
+                len(batch) - sent,
+                len(batch),
+                exc,
+                self.settings.task_queued_timeout_seconds,
+            )
+        self._explain_unserved(batch)
+
+    def run_callback(self, request_id: int) -> None:
+        """Send a callback request once per task_queued_timeout until a worker claims it."""
+        from worker.celery_app import DEFAULT_QUEUE, RUN_CALLBACK
+
+        now = time.monotonic()
+        last = self._callbacks_sent.get(request_id)
+        if last is not None and now - last < self.settings.task_queued_timeout_seconds:
+            return
+        assert self._app is not None
+        try:
+            self._app.send_task(RUN_CALLBACK, args=[request_id], queue=DEFAULT_QUEUE)
+            self._callbacks_sent[request_id] = now
+        except Exception as exc:
+            logger.warning("Could not send callback request %s: %s", request_id, exc)
+
+    def _explain_unserved(self, batch: list[TryRequest]) -> None:
+        """Note on each try whose queue no alive worker listens to why it waits."""
+        listened = self._listened_queues()
+        unserved = [r for r in batch if r.queue not in listened]
+        if not unserved:
+            return
+        known = ", ".join(sorted(listened)) or "none"
+        with session_scope(self._session_factory()) as session:
+            for queue in sorted({r.queue for r in unserved}):
+                keys = [
+                    (r.dag_id, r.run_id, r.task_id, r.map_index, r.try_number)
+                    for r in unserved
+                    if r.queue == queue
+                ]
+                reason = (
+                    f"No alive worker listens to queue {queue!r} (queues with workers: "
+                    f"{known}); start one with `tradewind worker --queues {queue}`"
+                )
+                session.execute(
+                    update(TaskInstance)
+                    .where(
+                        tuple_(
+                            TaskInstance.dag_id,
+                            TaskInstance.run_id,
+                            TaskInstance.task_id,
+                            TaskInstance.map_index,
+                            TaskInstance.try_number,
+                        ).in_(keys),
+                        TaskInstance.state == str(TI.QUEUED),
+                    )
+                    .values(queued_reason=reason)
+                )
+                logger.warning("%s tries wait: %s", len(keys), reason)
+
+    def _listened_queues(self) -> set[str]:
+        now = time.monotonic()
+        if self._queues is None or now - self._queues[0] > WORKER_QUEUES_TTL_SECONDS:
+            threshold = self.settings.job_dead_after_seconds
+            with read_session(self._session_factory()) as session:
+                listened = jobs.listened_queues(
+                    session, now=utcnow(), threshold=timedelta(seconds=threshold)
+                )
+            self._queues = (now, listened)
+        return self._queues[1]
+
+    def end(self, grace_seconds: float) -> list[TryFinished]:
+        """Tries run on workers and outlive the scheduler: send what is pending and go."""
+        self.flush()
+        return []

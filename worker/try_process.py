@@ -1,0 +1,244 @@
+"""One process per try, forked from a warm parent.
+
+The local executor (in the scheduler) and every Celery pool process are such parents:
+they import once what tries use, compile the statements a try runs and freeze their
+heap, so a forked child starts a try in milliseconds. A crash, ``os._exit``, segfault
+or timeout ends only that child; the parent sees it end, and a try whose process died
+without recording its end is ended as lost by `worker.lost_tries`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import importlib
+import os
+import signal
+import sys
+import traceback
+from dataclasses import dataclass
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from tradewind.errors import TaskTerminated
+from tradewind.processes import describe_exit
+from worker.dag_cache import DagFileCache
+from worker.logs import TryIdentity
+from worker.task_runner import TryRequest
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from tradewind.settings import Settings
+
+DONE = b"done"
+# What tries commonly need, imported once in the parent instead of in every child.
+WARM_MODULES = (
+    "jinja2",
+    "jinja2.sandbox",
+    "jinja2.nativetypes",
+    "jinja2.ext",
+    "jsonschema",
+    "tradewind.sdk.decorators",
+    "tradewind.sdk.templating",
+    "tradewind.sdk.context",
+    "tradewind.sdk.macros",
+    "tradewind.operators.python",
+    "tradewind.operators.bash",
+    "tradewind.operators.empty",
+    "worker.execution",
+)
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass
+class WarmParent:
+    """What a forking parent prepares once: the settings, a warmed engine, loaded DAGs."""
+
+    settings: Settings
+    engine: Engine
+    factory: sessionmaker[Session]
+    dags: DagFileCache
+    hostname: str | None = None
+    # Celery workers: a try dies with its worker (so a dead worker's try is a zombie and
+    # is retried elsewhere). The local executor lets a try outlive a killed scheduler.
+    die_with_parent: bool = False
+
+    @classmethod
+    def prepare(
+        cls, settings: Settings, *, hostname: str | None = None, die_with_parent: bool = False
+    ) -> WarmParent:
+        """Import what tries use, compile the statements they run, freeze the heap
+        (fewer pages copied into each child)."""
+        from tradewind.db import make_engine, make_session_factory
+        from worker.task_runner import host_name, warm_up
+
+        for module in WARM_MODULES:
+            importlib.import_module(module)
+        engine = make_engine(settings)
+        factory = make_session_factory(engine)
+        warm_up(factory)
+        host_name()
+        gc.collect()
+        gc.freeze()
+        return cls(settings, engine, factory, DagFileCache(), hostname, die_with_parent)
+
+
+@dataclass
+class TryProcess:
+    """A forked child running one try (or one callback request, ``request`` None)."""
+
+    pid: int
+    fd: int  # readable: DONE once the try's end is recorded, EOF when the process ends
+    request: TryRequest | None
+
+
+def fork_try(parent: WarmParent, request: TryRequest, *, fileloc: str | None) -> TryProcess:
+    """Start ``request`` in a forked child; the caller reads ``fd`` and reaps ``pid``."""
+    if fileloc is not None:
+        parent.dags.prime(fileloc)  # the child inherits the imported DAG file
+    read_fd, write_fd = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    parent_pid = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child never returns
+        os.close(read_fd)
+        _child_main(request, parent, parent_pid, write_fd)
+    os.close(write_fd)
+    return TryProcess(pid, read_fd, request)
+
+
+def fork_callback(parent: WarmParent, request_id: int) -> TryProcess:
+    """Run one callback request (see `tradewind.callbacks`) in a forked child."""
+    read_fd, write_fd = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    parent_pid = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child never returns
+        os.close(read_fd)
+        _callback_child_main(request_id, parent, parent_pid, write_fd)
+    os.close(write_fd)
+    return TryProcess(pid, read_fd, None)
+
+
+def read_available(fd: int) -> bytes:
+    try:
+        return os.read(fd, 64)
+    except BlockingIOError:
+        return b""
+
+
+def describe_status(status: int) -> str:
+    """A wait status in words, for the log of a try whose process ended early."""
+    words = describe_exit(status)  # "killed by SIGKILL" or "exit code 3"
+    verb = "was" if words.startswith("killed") else "ended with"
+    return f"the try's process {verb} {words}"
+
+
+def stop_group(pid: int, sig: signal.Signals) -> None:
+    """Signal a try's process group (the try and whatever it started)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+# --- in the child -----------------------------------------------------------------------
+
+
+def _become_child(
+    parent: WarmParent, parent_pid: int
+) -> None:  # pragma: no cover - runs in children
+    os.setpgid(0, 0)  # our own group: stopping the try stops what it started
+    if parent.die_with_parent:
+        _die_with_parent()
+        if os.getppid() != parent_pid:  # it died before we asked to follow it
+            os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    from tradewind.db import use_session_factory
+
+    # New connections for this process; the warmed statement cache is kept.
+    parent.engine.dispose(close=False)
+    use_session_factory(parent.factory)
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in children
+    """On Linux, a try whose parent dies (a worker killed with -9) is killed too, so
+    it cannot go on running unseen while the scheduler retries it elsewhere."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _child_main(
+    request: TryRequest, parent: WarmParent, parent_pid: int, write_fd: int
+) -> None:  # pragma: no cover - runs in children
+    """One try, then exit. Never returns."""
+    code = 1
+    try:
+        _become_child(parent, parent_pid)
+        signal.signal(signal.SIGTERM, _terminate)
+        _redirect_output(request, parent.settings)
+        from worker.task_runner import TaskRunner
+
+        def recorded() -> None:
+            os.write(write_fd, DONE)
+
+        def stop_this_try() -> None:
+            os.kill(os.getpid(), signal.SIGTERM)  # raises TaskTerminated in the try
+
+        TaskRunner(
+            parent.factory,
+            parent.settings,
+            dags=parent.dags,
+            hostname=parent.hostname,
+            on_recorded=recorded,
+            on_state_changed=stop_this_try,
+        ).run(request)
+        os.write(write_fd, DONE)  # also when the try was not ours to run
+        code = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _callback_child_main(
+    request_id: int, parent: WarmParent, parent_pid: int, write_fd: int
+) -> None:  # pragma: no cover - runs in children
+    code = 1
+    try:
+        _become_child(parent, parent_pid)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        from worker.callbacks import run_callback_request
+
+        run_callback_request(parent.factory, parent.settings, parent.dags, request_id)
+        os.write(write_fd, DONE)
+        code = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _terminate(_signum: int, _frame: FrameType | None) -> None:  # pragma: no cover
+    raise TaskTerminated("the try was stopped (SIGTERM): its worker is shutting down")
+
+
+def _redirect_output(request: TryRequest, settings: Settings) -> None:  # pragma: no cover
+    """Output that bypasses Python (C extensions, inherited fds) goes to the try's log file."""
+    ident = TryIdentity(
+        0, request.dag_id, request.run_id, request.task_id, request.map_index, request.try_number
+    )
+    path = ident.log_path(settings.logs_folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
