@@ -3,6 +3,11 @@
     python benchmarks/scheduler.py                      # SQLite
     python benchmarks/scheduler.py --postgres URL       # a Postgres database (it is reset)
     python benchmarks/scheduler.py --only chain50,wide200 --parallelism 8
+    python benchmarks/scheduler.py --postgres URL --executor celery --broker redis://127.0.0.1:6379/9
+
+With ``--executor celery`` the harness also starts ``--workers`` `tradewind worker`
+processes (``--concurrency`` each) on the broker's database, which it flushes first;
+their CPU and memory count with the scheduler's.
 
 For each shape a fresh `tradewind scheduler` process tree runs the workload: runs are
 created directly in the database, and the time is the span from the first run's
@@ -86,7 +91,7 @@ def tree_rss_mb(root: int) -> float:
 
 @dataclass
 class RssSampler:
-    root: int
+    roots: list[int]
     peak: float = 0.0
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -95,7 +100,7 @@ class RssSampler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, tree_rss_mb(self.root))
+            self.peak = max(self.peak, sum(tree_rss_mb(root) for root in self.roots))
             time.sleep(0.1)
 
     def stop(self) -> float:
@@ -103,10 +108,20 @@ class RssSampler:
         return self.peak
 
 
+@dataclass
+class CeleryShape:
+    broker: str
+    workers: int
+    concurrency: int
+
+
 class Harness:
-    def __init__(self, database_url: str | None, parallelism: int) -> None:
+    def __init__(
+        self, database_url: str | None, parallelism: int, celery: CeleryShape | None = None
+    ) -> None:
         self.database_url = database_url
         self.parallelism = parallelism
+        self.celery = celery
         self.results: dict[str, Any] = {}
 
     def env(self, home: Path, dags: Path) -> dict[str, str]:
@@ -119,7 +134,23 @@ class Harness:
         )
         if self.database_url:
             env["TRADEWIND_DATABASE_URL"] = self.database_url
+        if self.celery is not None:
+            env.update(TRADEWIND_EXECUTOR="celery", TRADEWIND_BROKER_URL=self.celery.broker)
         return env
+
+    def _start_workers(self, env: dict[str, str], work: Path) -> list[subprocess.Popen[bytes]]:
+        if self.celery is None:
+            return []
+        import redis
+
+        redis.Redis.from_url(self.celery.broker).flushdb()
+        workers = []
+        for number in range(self.celery.workers):
+            log = (work / f"worker{number}.log").open("w")
+            command = ["tradewind", "worker", "--concurrency", str(self.celery.concurrency)]
+            command += ["--hostname", f"bench-{number}"]
+            workers.append(subprocess.Popen(command, env=env, stdout=log, stderr=log))
+        return workers
 
     def measure(self, name: str) -> None:
         kind, n, runs = SHAPES[name]
@@ -144,17 +175,23 @@ class Harness:
             stdout=log,
             stderr=log,
         )
-        sampler = RssSampler(scheduler.pid)
+        workers = self._start_workers(env, work)
+        roots = [scheduler.pid, *(w.pid for w in workers)]
+        sampler = RssSampler(roots)
         sampler.start()
         try:
             self._wait_job(env)
+            if workers:
+                self._wait_job(env, "worker", len(workers))
             ready = time.perf_counter() - started
             time.sleep(1.0)
-            idle_rss = tree_rss_mb(scheduler.pid)
+            idle_rss = sum(tree_rss_mb(pid) for pid in roots)
             span = self._run_workload(name, runs)
         finally:
-            scheduler.terminate()
-            scheduler.wait(timeout=60)
+            for process in [scheduler, *workers]:
+                process.terminate()
+            for process in [scheduler, *workers]:
+                process.wait(timeout=60)
             log.close()
         peak = sampler.stop()
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -175,15 +212,15 @@ class Harness:
         print(f"{name:<10} " + "  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
         shutil.rmtree(work, ignore_errors=True)
 
-    def _wait_job(self, env: dict[str, str]) -> None:
-        for _ in range(300):
-            check = subprocess.run(
-                ["tradewind", "jobs", "check"], env=env, capture_output=True, check=False
-            )
-            if check.returncode == 0:
+    def _wait_job(self, env: dict[str, str], job_type: str = "scheduler", count: int = 1) -> None:
+        command = ["tradewind", "jobs", "check", "--job-type", job_type]
+        command += ["--allow-multiple", "--limit", str(count)] if count > 1 else []
+        for _ in range(600):
+            check = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+            if check.returncode == 0 and check.stdout.count("Found alive") >= count:
                 return
             time.sleep(0.05)
-        raise RuntimeError("the scheduler never became alive")
+        raise RuntimeError(f"{count} {job_type} job(s) never became alive")
 
     def _run_workload(self, dag_id: str, runs: int) -> float:
         from sqlalchemy import func, select
@@ -260,11 +297,21 @@ def main() -> None:
     parser.add_argument("--postgres", metavar="URL", help="metadata DB URL (default: SQLite)")
     parser.add_argument("--parallelism", type=int, default=8)
     parser.add_argument("--only", default=",".join([*SHAPES, "startup"]))
+    parser.add_argument("--executor", choices=["local", "celery"], default="local")
+    parser.add_argument("--broker", default="redis://127.0.0.1:6379/9", help="celery: broker URL")
+    parser.add_argument("--workers", type=int, default=2, help="celery: worker processes")
+    parser.add_argument("--concurrency", type=int, default=4, help="celery: tries per worker")
     args = parser.parse_args()
-    harness = Harness(args.postgres, args.parallelism)
+    celery = None
+    if args.executor == "celery":
+        if not args.postgres:
+            parser.error("--executor celery needs --postgres (workers share the database)")
+        celery = CeleryShape(args.broker, args.workers, args.concurrency)
+    harness = Harness(args.postgres, args.parallelism, celery)
+    shape = f"{args.workers} workers x concurrency {args.concurrency}, " if celery else ""
     print(
-        f"{os.cpu_count()} cores, {args.postgres or 'SQLite'}, local executor, "
-        f"parallelism {args.parallelism}"
+        f"{os.cpu_count()} cores, {args.postgres or 'SQLite'}, {args.executor} executor, "
+        f"{shape}parallelism {args.parallelism}"
     )
     for name in args.only.split(","):
         if name == "startup":
@@ -277,7 +324,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"scheduler-{time.strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(
-        json.dumps({"database": args.postgres or "sqlite", **harness.results}, indent=2)
+        json.dumps(
+            {"database": args.postgres or "sqlite", "executor": args.executor, **harness.results},
+            indent=2,
+        )
     )
     print(f"written to {path.relative_to(ROOT)}")
 

@@ -24,6 +24,7 @@ PG_ADMIN_URL = os.environ.get(
     "TRADEWIND_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+START_REDIS = 'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no'
 
 
 def service_missing(what: str, how: str) -> None:
@@ -84,6 +85,21 @@ def pg_database() -> Iterator[str]:
         )
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
     admin.dispose()
+
+
+@pytest.fixture
+def redis_broker() -> str:
+    """The URL of an emptied Redis database of this test process's own (xdist workers
+    get different ones), for Celery's broker."""
+    import redis
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    url = f"redis://127.0.0.1:6379/{10 + int(worker.removeprefix('gw') or 0) % 6}"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).flushdb()
+    except redis.RedisError as exc:
+        service_missing(f"Redis at 127.0.0.1:6379 ({exc.__class__.__name__})", START_REDIS)
+    return url
 
 
 def truncate_all(engine: Engine) -> None:

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 TI = TaskInstanceState
 WORKER_QUEUES_TTL_SECONDS = 5.0
+# A pass asks for open slots more than once; one count serves the whole pass.
+BUSY_COUNT_TTL_SECONDS = 0.05
 
 
 class CeleryExecutor(Executor):
@@ -48,6 +50,8 @@ class CeleryExecutor(Executor):
         self._pending: list[TryRequest] = []
         self._callbacks_sent: dict[int, float] = {}
         self._queues: tuple[float, set[str]] | None = None
+        self._busy: tuple[float, int] | None = None
+        self._sent_since_count = 0
 
     def start(self) -> None:
         from worker.celery_app import make_app
@@ -70,13 +74,19 @@ class CeleryExecutor(Executor):
     # --- slots: counted in the database, where every scheduler can see them -------------
 
     def open_slots(self) -> int:
-        with read_session(self._session_factory()) as session:
-            busy = session.scalar(
-                select(func.count())
-                .select_from(TaskInstance)
-                .where(TaskInstance.state.in_([str(TI.QUEUED), str(TI.RUNNING)]))
-            )
-        return self.parallelism - int(busy or 0) - len(self._pending)
+        """Parallelism minus the tries queued or running anywhere (the database's count,
+        taken at most every BUSY_COUNT_TTL_SECONDS, plus what was sent since)."""
+        now = time.monotonic()
+        if self._busy is None or now - self._busy[0] > BUSY_COUNT_TTL_SECONDS:
+            with read_session(self._session_factory()) as session:
+                busy = session.scalar(
+                    select(func.count())
+                    .select_from(TaskInstance)
+                    .where(TaskInstance.state.in_([str(TI.QUEUED), str(TI.RUNNING)]))
+                )
+            self._busy = (now, int(busy or 0))
+            self._sent_since_count = 0
+        return self.parallelism - self._busy[1] - self._sent_since_count - len(self._pending)
 
     def can_resend(self) -> bool:
         return True  # a resent try is already counted as queued
@@ -99,6 +109,7 @@ class CeleryExecutor(Executor):
         from worker.celery_app import RUN_TRY, try_message
 
         batch, self._pending = self._pending, []
+        self._sent_since_count += len(batch)
         assert self._app is not None
         sent = 0
         try:

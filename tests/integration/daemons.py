@@ -102,12 +102,6 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def redis_db_number() -> int:
-    """A Redis database of this test process's own (xdist workers get different ones)."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    return 10 + int(worker.removeprefix("gw") or 0) % 6
-
-
 class Cluster:
     """The processes of one executor's deployment: a scheduler, and for the celery
     executor its workers. Everything started here is stopped by PID at the end."""

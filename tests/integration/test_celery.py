@@ -22,7 +22,6 @@ from tests.integration.daemons import (
     Cluster,
     daemon_env,
     pid_alive,
-    redis_db_number,
     wait_for,
 )
 from tests.integration.test_executor_contract import (
@@ -49,12 +48,8 @@ def side(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def broker_url() -> str:
-    import redis
-
-    url = f"redis://127.0.0.1:6379/{redis_db_number()}"
-    redis.Redis.from_url(url).flushdb()
-    return url
+def broker_url(redis_broker: str) -> str:
+    return redis_broker
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import fresh_database
-from tests.integration.daemons import Cluster, daemon_env, redis_db_number, wait_for
+from tests.integration.daemons import Cluster, daemon_env, wait_for
 from tradewind.db import session_scope
 from tradewind.models import CallbackRequest, DagRun, LogChunk, TaskInstance
 from tradewind.models.base import utcnow
@@ -59,12 +59,10 @@ def side(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def cluster(case: tuple[str, str], settings: Settings, tmp_path: Path) -> Iterator[Cluster]:
-    import redis
-
-    broker = f"redis://127.0.0.1:6379/{redis_db_number()}"
-    if case[0] == "celery":
-        redis.Redis.from_url(broker).flushdb()
+def cluster(
+    case: tuple[str, str], settings: Settings, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Cluster]:
+    broker = request.getfixturevalue("redis_broker") if case[0] == "celery" else ""
     env = daemon_env(
         settings,
         TRADEWIND_BROKER_URL=broker,
