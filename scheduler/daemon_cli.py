@@ -136,7 +136,7 @@ def _trigger(args: argparse.Namespace, ctx: CliContext) -> int:
 
 def _set_paused(ctx: CliContext, dag_id: str, paused: bool) -> int:
     from scheduler.dag_test import find_parsed_dag
-    from scheduler.run_creation import set_paused
+    from tradewind.dags import set_paused
     from tradewind.db import session_scope
     from tradewind.models.base import utcnow
 

@@ -8,12 +8,12 @@ that several schedulers never create the same run twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from tradewind.dagruns import RunRequest, create_dag_run, latest_version
@@ -189,12 +189,3 @@ def start_queued_runs(session: Session, now: datetime) -> list[DagRun]:
         running[run.dag_id] += 1
         started.append(run)
     return started
-
-
-def set_paused(session: Session, dag_ids: Sequence[str], paused: bool) -> int:
-    """Pause or unpause; unpausing clears the cached next run so it is recomputed."""
-    values: dict[str, object] = {"is_paused": paused}
-    if not paused:
-        values["next_dagrun_run_after"] = None
-    result = session.execute(update(DagModel).where(DagModel.dag_id.in_(dag_ids)).values(**values))
-    return int(result.rowcount)  # type: ignore[attr-defined]

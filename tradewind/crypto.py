@@ -8,6 +8,8 @@ Deployments with several hosts must set the variable to the same key everywhere.
 from __future__ import annotations
 
 import os
+import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,13 +41,29 @@ def fernet_for(settings: Settings) -> Fernet:
         ) from None
 
 
-def _read_or_create(path: Path) -> bytes:
+def api_secret_for(settings: Settings) -> bytes:
+    """The key that signs API tokens: ``TRADEWIND_SECRET_KEY``, or one generated once
+    into ``$TRADEWIND_HOME/api_secret.key``. Several webservers must share it."""
+    if settings.secret_key is not None:
+        key = settings.secret_key.get_secret_value().encode()
+        if len(key) < 64:
+            raise ConfigError(
+                "TRADEWIND_SECRET_KEY: use at least 64 characters, e.g. "
+                '`python -c "import secrets; print(secrets.token_urlsafe(64))"`'
+            )
+        return key
+    return _read_or_create(
+        settings.home.expanduser() / "api_secret.key", lambda: secrets.token_urlsafe(64).encode()
+    )
+
+
+def _read_or_create(path: Path, generate: Callable[[], bytes] | None = None) -> bytes:
     from cryptography.fernet import Fernet
 
     if path.exists():
         return path.read_bytes().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = Fernet.generate_key()
+    key = generate() if generate is not None else Fernet.generate_key()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another process created it first: use theirs

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tradewind.errors import DagNotFound, DagRunAlreadyExists, DagRunIdError
@@ -21,8 +21,10 @@ from tradewind.models import DagModel, DagRun, DagVersion, TaskInstance
 from tradewind.schedules import DataInterval
 from tradewind.sdk.params import params_from_dump
 from tradewind.serialization import SerializedDag, TaskSpec
-from tradewind.state import DagRunState, DagRunType
+from tradewind.state import FINISHED_STATES, DagRunState, DagRunType, TaskInstanceState
 from tradewind.wakeup import wake_scheduler
+
+TI = TaskInstanceState
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +117,44 @@ def create_dag_run(
     session.flush()
     wake_scheduler(session, run.id)
     return run
+
+
+def set_run_state(session: Session, run: DagRun, state: DagRunState, *, now: datetime) -> None:
+    """Mark a run as a user does (Airflow's "mark success/failed", or "queued" to let it
+    be scheduled again). Success marks every unfinished task success; failed fails the
+    tries in progress and skips what had not started; running tries notice at their next
+    heartbeat and stop."""
+    unfinished = TaskInstance.state.is_(None) | TaskInstance.state.not_in(
+        [str(s) for s in FINISHED_STATES]
+    )
+    of_run = (TaskInstance.dag_id == run.dag_id) & (TaskInstance.run_id == run.run_id)
+    if state is DagRunState.SUCCESS:
+        session.execute(
+            update(TaskInstance)
+            .where(of_run, unfinished)
+            .values(state=str(TI.SUCCESS), end_date=now)
+        )
+    elif state is DagRunState.FAILED:
+        in_progress = [
+            str(s)
+            for s in (TI.QUEUED, TI.RUNNING, TI.UP_FOR_RETRY, TI.UP_FOR_RESCHEDULE, TI.DEFERRED)
+        ]
+        session.execute(
+            update(TaskInstance)
+            .where(of_run, TaskInstance.state.in_(in_progress))
+            .values(state=str(TI.FAILED), end_date=now)
+        )
+        session.execute(
+            update(TaskInstance)
+            .where(of_run, unfinished)
+            .values(state=str(TI.SKIPPED), end_date=now)
+        )
+    run.state = str(state)
+    if state is DagRunState.QUEUED:
+        run.queued_at, run.end_date = now, None
+    else:
+        run.end_date = now
+    wake_scheduler(session, run.id)
 
 
 def new_task_instance(

@@ -90,6 +90,19 @@ class Settings(BaseSettings):
         description="Redis redelivers a message not acknowledged this long (the claim "
         "makes redelivery harmless).",
     )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Signs API tokens; generated into TRADEWIND_HOME when unset.",
+    )
+    api_host: str = Field(default="127.0.0.1", description="Address `tradewind webserver` binds.")
+    api_port: int = Field(default=8080, ge=1, le=65535)
+    api_workers: int = Field(default=1, ge=1, description="Webserver worker processes.")
+    api_token_expiration_seconds: int = Field(
+        default=86400, ge=60, description="Lifetime of a token from POST /auth/token."
+    )
+    api_maximum_page_limit: int = Field(
+        default=100, ge=1, description="Largest page a list endpoint returns."
+    )
     smtp_host: str = Field(default="localhost", description="SMTP server for emails.")
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_user: str | None = None

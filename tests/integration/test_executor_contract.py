@@ -81,7 +81,7 @@ def write(folder: Path, name: str, side: Path, source: str) -> None:
 
 def parse_and_unpause(factory: sessionmaker[Session], settings: Settings, *dag_ids: str) -> None:
     from scheduler.dag_processing.processor import DagFileProcessor
-    from scheduler.run_creation import set_paused
+    from tradewind.dags import set_paused
 
     DagFileProcessor(factory, settings).process(now=utcnow())
     with session_scope(factory) as session:

@@ -252,9 +252,9 @@ def test_tasks_test_leaves_nothing_for_a_scheduler_to_run(
     dags_folder: Path, settings: Settings, session_factory: sessionmaker[Session]
 ) -> None:
     from scheduler.executors.sequential import SequentialExecutor
-    from scheduler.run_creation import set_paused
     from scheduler.scheduler import Scheduler
     from scheduler.task_test import run_task_test
+    from tradewind.dags import set_paused
     from tradewind.db import session_scope
     from tradewind.models import DagRun
     from tradewind.models.base import utcnow

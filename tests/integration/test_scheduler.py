@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from scheduler.dag_processing.processor import DagFileProcessor
 from scheduler.executors.sequential import SequentialExecutor
-from scheduler.run_creation import set_paused
 from scheduler.scheduler import Scheduler
 from tests.integration.daemons import daemon_env, pid_alive, running, wait_for
+from tradewind.dags import set_paused
 from tradewind.db import session_scope
 from tradewind.models import DagRun, TaskInstance, TaskInstanceHistory
 from tradewind.settings import Settings

@@ -48,9 +48,10 @@ def register(commands: Commands) -> None:
         "--allow-multiple", action="store_true", help="do not fail when several are alive"
     )
 
-    from tradewind.cli import dag_commands
+    from tradewind.cli import dag_commands, users
 
     dag_commands.register(commands)
+    users.register(commands)
 
 
 def _version(_args: argparse.Namespace, _ctx: CliContext) -> int:

@@ -1,0 +1,417 @@
+"""The REST API in process (the ASGI app, over HTTP semantics), on SQLite and Postgres:
+every route, every role, and the error paths the official client depends on."""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from tradewind.auth.users import ROLES, create_user
+from tradewind.db import session_scope
+from tradewind.models import DagRun, TaskInstance
+from tradewind.models.base import utcnow
+from tradewind.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+DAGS = {
+    "etl.py": """
+    from datetime import datetime, timedelta
+    from tradewind import DAG, Param
+    from tradewind.operators.bash import BashOperator
+    from tradewind.operators.python import PythonOperator
+
+    with DAG(
+        "etl_daily",
+        schedule="@daily",
+        start_date=datetime(2024, 1, 1),
+        catchup=False,
+        tags=["etl", "daily"],
+        dagrun_timeout=timedelta(hours=1),
+        params={"batch": Param(10, type="integer", minimum=1, maximum=100)},
+        default_args={"owner": "data-eng", "retries": 2},
+    ):
+        extract = BashOperator(task_id="extract", bash_command="echo extract")
+        load = PythonOperator(task_id="load", python_callable=lambda: None)
+        extract >> load
+    """,
+    "ml.py": """
+    from tradewind import DAG
+    from tradewind.operators.empty import EmptyOperator
+
+    with DAG("ml_train", tags=["ml"], description="Train the model"):
+        EmptyOperator(task_id="train")
+    """,
+    "reports.py": """
+    from tradewind import DAG
+    from tradewind.operators.empty import EmptyOperator
+
+    for name in ("report_a", "report_b", "Report_C"):
+        with DAG(name, tags=["etl", "reports"]):
+            EmptyOperator(task_id="render")
+    """,
+}
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def api(
+    dags_folder: Path, settings: Settings, session_factory: sessionmaker[Session]
+) -> Iterator[TestClient]:
+    from scheduler.dag_processing.processor import DagFileProcessor
+    from webserver.app import create_app
+
+    for name, source in DAGS.items():
+        (dags_folder / name).write_text(textwrap.dedent(source))
+    DagFileProcessor(session_factory, settings).process(now=utcnow())
+    with session_scope(session_factory) as session:
+        for role in ROLES:
+            create_user(session, role, PASSWORD, role)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def token(api: TestClient, role: str = "admin") -> dict[str, str]:
+    answer = api.post("/auth/token", json={"username": role, "password": PASSWORD})
+    assert answer.status_code == 201, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+# --- health, version, auth ------------------------------------------------------------------
+
+
+def test_health_and_version_need_no_token(api: TestClient) -> None:
+    health = api.get("/api/v2/monitor/health")
+    assert health.status_code == 200
+    body = health.json()
+    assert body["metadatabase"] == {"status": "healthy"}
+    assert body["scheduler"] == {"status": "unhealthy", "latest_scheduler_heartbeat": None}
+    assert body["triggerer"] == {"status": None, "latest_triggerer_heartbeat": None}
+    version = api.get("/api/v2/version")
+    assert version.status_code == 200
+    assert isinstance(version.json()["version"], str)
+
+
+def test_a_double_slash_after_the_host_is_tolerated(api: TestClient) -> None:
+    assert api.get("http://testserver//api/v2/version").status_code == 200
+
+
+def test_tokens_come_from_json_or_a_form_and_bad_logins_are_refused(api: TestClient) -> None:
+    assert (
+        api.post("/auth/token", json={"username": "viewer", "password": PASSWORD}).status_code
+        == 201
+    )
+    form = api.post("/auth/token", data={"username": "viewer", "password": PASSWORD})
+    assert form.status_code == 201
+    assert form.json()["access_token"]
+    wrong = api.post("/auth/token", json={"username": "viewer", "password": "nope"})
+    assert (wrong.status_code, wrong.json()) == (401, {"detail": "Invalid credentials"})
+    nobody = api.post("/auth/token", json={"username": "ghost", "password": "nope"})
+    assert nobody.status_code == 401
+    missing = api.post("/auth/token", json={"username": "viewer"})
+    assert missing.status_code == 422
+    assert missing.json()["detail"][0]["loc"] == ["body", "password"]
+    extra = api.post("/auth/token", json={"username": "a", "password": "b", "role": "admin"})
+    assert extra.status_code == 422
+    text = api.post("/auth/token", content="x", headers={"Content-Type": "text/plain"})
+    assert text.status_code == 415
+
+
+def test_failed_logins_are_rate_limited_per_user(api: TestClient) -> None:
+    for _ in range(5):
+        api.post("/auth/token", json={"username": "op", "password": "guess"})
+    blocked = api.post("/auth/token", json={"username": "op", "password": PASSWORD})
+    assert blocked.status_code == 429
+    assert int(blocked.headers["Retry-After"]) > 0
+
+
+def test_no_token_is_401_and_a_bad_or_expired_token_is_403(
+    api: TestClient, settings: Settings
+) -> None:
+    from tradewind.crypto import api_secret_for
+
+    assert api.get("/api/v2/dags").json() == {"detail": "Not authenticated"}
+    assert api.get("/api/v2/dags").status_code == 401
+    garbage = api.get("/api/v2/dags", headers={"Authorization": "Bearer garbage"})
+    assert (garbage.status_code, garbage.json()) == (403, {"detail": "Invalid JWT token"})
+    claims = {"sub": "admin", "role": "admin", "aud": "tradewind", "exp": int(time.time()) - 5}
+    expired = jwt.encode(claims, api_secret_for(settings), algorithm="HS512")
+    answer = api.get("/api/v2/dags", headers={"Authorization": f"Bearer {expired}"})
+    assert answer.status_code == 403
+    forged = jwt.encode({**claims, "exp": int(time.time()) + 60}, "x" * 64, algorithm="HS512")
+    assert api.get("/api/v2/dags", headers={"Authorization": f"Bearer {forged}"}).status_code == 403
+
+
+# Every route so far, with the least role that may call it.
+ROUTES: list[tuple[str, str, dict[str, Any] | None, str]] = [
+    ("GET", "/api/v2/dags", None, "viewer"),
+    ("GET", "/api/v2/dags/ml_train", None, "viewer"),
+    ("GET", "/api/v2/dags/ml_train/details", None, "viewer"),
+    ("GET", "/api/v2/dags/ml_train/tasks", None, "viewer"),
+    ("GET", "/api/v2/dags/ml_train/tasks/train", None, "viewer"),
+    ("GET", "/api/v2/dags/~/dagRuns", None, "viewer"),
+    ("PATCH", "/api/v2/dags/ml_train", {"is_paused": True}, "user"),
+    ("POST", "/api/v2/dags/ml_train/dagRuns", {"logical_date": None}, "user"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "least"), ROUTES)
+def test_each_route_admits_exactly_the_roles_at_or_above_its_least_role(
+    api: TestClient, method: str, path: str, body: dict[str, Any] | None, least: str
+) -> None:
+    for role in ROLES:
+        answer = api.request(method, path, json=body, headers=token(api, role))
+        allowed = ROLES.index(role) >= ROLES.index(least)
+        if allowed:
+            assert answer.status_code < 400, (role, answer.text)
+        else:
+            assert answer.status_code == 403, (role, answer.text)
+            assert f"needs {least!r}" in answer.json()["detail"]
+
+
+# --- DAGs and tasks ---------------------------------------------------------------------------
+
+
+def test_dags_are_listed_filtered_ordered_and_paged(api: TestClient) -> None:
+    auth = token(api, "viewer")
+
+    def ids(**params: Any) -> tuple[list[str], int]:
+        answer = api.get("/api/v2/dags", params=params, headers=auth)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        return [d["dag_id"] for d in body["dags"]], body["total_entries"]
+
+    every = ["Report_C", "etl_daily", "ml_train", "report_a", "report_b"]
+    assert ids() == (sorted(every), 5)
+    assert ids(limit=2, offset=1) == (sorted(every)[1:3], 5)
+    assert ids(limit=0) == ([], 5)
+    assert ids(limit=1000)[1] == 5  # capped silently, not refused
+    assert ids(order_by="-dag_id")[0] == sorted(every, reverse=True)
+    assert ids(tags=["etl"])[1] == 4
+    assert ids(tags=["etl", "daily"], tags_match_mode="all") == (["etl_daily"], 1)
+    assert ids(dag_id_pattern="REPORT") == (["Report_C", "report_a", "report_b"], 3)
+    assert ids(dag_id_pattern="ml|daily")[0] == ["etl_daily", "ml_train"]
+    assert ids(dag_id_prefix_pattern="report")[0] == ["report_a", "report_b"]
+    assert ids(paused=False) == ([], 0)  # new DAGs start paused
+    bad_order = api.get("/api/v2/dags", params={"order_by": "colour"}, headers=auth)
+    assert bad_order.status_code == 400
+    assert "colour" in bad_order.json()["detail"]
+    negative = api.get("/api/v2/dags", params={"limit": -1}, headers=auth)
+    assert negative.status_code == 422
+    assert negative.json()["detail"][0]["loc"] == ["query", "limit"]
+
+
+def test_a_dag_reads_with_strict_types_and_its_details(api: TestClient) -> None:
+    auth = token(api, "viewer")
+    dag = api.get("/api/v2/dags/etl_daily", headers=auth).json()
+    assert dag["dag_display_name"] == "etl_daily"
+    assert dag["is_paused"] is True
+    assert isinstance(dag["max_active_tasks"], int)
+    assert [t["name"] for t in dag["tags"]] == ["daily", "etl"]
+    assert dag["owners"] == ["data-eng"]
+    assert dag["timetable_summary"] == "0 0 * * *"
+    assert dag["timetable_periodic"] is True
+    assert dag["next_dagrun_run_after"] is None  # computed once unpaused
+    details = api.get("/api/v2/dags/etl_daily/details", headers=auth).json()
+    assert details["catchup"] is False
+    assert details["dag_run_timeout"] == "PT1H"
+    assert details["concurrency"] == dag["max_active_tasks"]
+    assert details["params"]["batch"]["value"] == 10
+    assert details["latest_dag_version"]["version_number"] == 1
+    assert details["start_date"].startswith("2024-01-01T00:00:00")
+    missing = api.get("/api/v2/dags/nope", headers=auth)
+    assert missing.status_code == 404
+    assert missing.json() == {"detail": "The Dag with ID: `nope` was not found"}
+
+
+def test_pausing_and_unpausing_a_dag(api: TestClient) -> None:
+    auth = token(api, "user")
+    answer = api.patch("/api/v2/dags/ml_train", json={"is_paused": False}, headers=auth)
+    assert (answer.status_code, answer.json()["is_paused"]) == (200, False)
+    masked = api.patch(
+        "/api/v2/dags/ml_train",
+        params={"update_mask": ["description"]},
+        json={"is_paused": True},
+        headers=auth,
+    )
+    assert masked.status_code == 400
+    extra = api.patch("/api/v2/dags/ml_train", json={"is_paused": True, "x": 1}, headers=auth)
+    assert extra.status_code == 422
+    assert extra.json()["detail"][0]["type"] == "extra_forbidden"
+    not_bool = api.patch("/api/v2/dags/ml_train", json={"is_paused": "maybe"}, headers=auth)
+    assert not_bool.status_code == 422
+    assert api.patch("/api/v2/dags/nope", json={"is_paused": True}, headers=auth).status_code == 404
+
+
+def test_tasks_of_a_dag(api: TestClient) -> None:
+    auth = token(api, "viewer")
+    tasks = api.get("/api/v2/dags/etl_daily/tasks", headers=auth).json()
+    assert tasks["total_entries"] == 2
+    extract = tasks["tasks"][0]
+    assert extract["task_id"] == "extract"
+    assert extract["downstream_task_ids"] == ["load"]
+    assert extract["retries"] == 2.0
+    assert extract["retry_delay"] == {
+        "__type": "TimeDelta",
+        "days": 0,
+        "seconds": 300,
+        "microseconds": 0,
+    }
+    assert extract["class_ref"]["class_name"] == "BashOperator"
+    descending = api.get("/api/v2/dags/etl_daily/tasks?order_by=-task_id", headers=auth).json()
+    assert [t["task_id"] for t in descending["tasks"]] == ["load", "extract"]
+    assert api.get("/api/v2/dags/etl_daily/tasks/load", headers=auth).json()["task_id"] == "load"
+    assert api.get("/api/v2/dags/etl_daily/tasks/nope", headers=auth).status_code == 404
+    assert api.get("/api/v2/dags/etl_daily/tasks?order_by=x", headers=auth).status_code == 400
+
+
+# --- DAG runs ---------------------------------------------------------------------------------
+
+
+def test_triggering_a_run(api: TestClient) -> None:
+    auth = token(api, "user")
+    answer = api.post(
+        "/api/v2/dags/etl_daily/dagRuns",
+        json={"logical_date": "2024-03-01T00:00:00+00:00", "conf": {"batch": 42}, "note": "hi"},
+        headers=auth,
+    )
+    assert answer.status_code == 200, answer.text
+    run = answer.json()
+    assert run["state"] == "queued"
+    assert run["run_type"] == "manual"
+    assert run["triggered_by"] == "rest_api"
+    assert run["triggering_user_name"] == "user"
+    assert run["conf"] == {"batch": 42}
+    assert run["note"] == "hi"
+    assert run["logical_date"].startswith("2024-03-01T00:00:00")
+    assert run["data_interval_end"] is not None
+    assert run["dag_run_id"].startswith("manual__2024-03-01")
+    assert run["dag_versions"][0]["version_number"] == 1
+    no_date = api.post("/api/v2/dags/ml_train/dagRuns", json={"logical_date": None}, headers=auth)
+    assert no_date.status_code == 200
+    assert no_date.json()["logical_date"] is None
+    assert no_date.json()["data_interval_start"] is None
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        ({"logical_date": None, "conf": {"batch": 1000}}, 400, "batch"),
+        ({"logical_date": None, "conf": {"batch": "ten"}}, 400, "batch"),
+        ({"logical_date": "2024-03-01T00:00:00"}, 422, "timezone"),
+        ({}, 422, "logical_date"),
+        ({"logical_date": None, "data_interval_start": "2024-01-01T00:00:00Z"}, 422, "together"),
+        ({"logical_date": None, "dag_run_id": "bad id!"}, 400, "not allowed"),
+        ({"logical_date": None, "colour": "red"}, 422, "colour"),
+    ],
+)
+def test_a_bad_trigger_is_refused_with_the_reason(
+    api: TestClient, body: dict[str, Any], status: int, fragment: str
+) -> None:
+    answer = api.post("/api/v2/dags/etl_daily/dagRuns", json=body, headers=token(api, "user"))
+    assert answer.status_code == status, answer.text
+    assert fragment in answer.text
+
+
+def test_a_duplicate_run_id_is_409_and_an_unknown_dag_404(api: TestClient) -> None:
+    auth = token(api, "user")
+    body = {"logical_date": None, "dag_run_id": "once"}
+    assert api.post("/api/v2/dags/ml_train/dagRuns", json=body, headers=auth).status_code == 200
+    assert api.post("/api/v2/dags/ml_train/dagRuns", json=body, headers=auth).status_code == 409
+    assert api.post("/api/v2/dags/nope/dagRuns", json=body, headers=auth).status_code == 404
+
+
+def test_runs_are_read_listed_marked_and_deleted(
+    api: TestClient, session_factory: sessionmaker[Session]
+) -> None:
+    auth = token(api, "user")
+    for run_id in ("r1", "r2", "r3"):
+        body = {"logical_date": None, "dag_run_id": run_id}
+        assert (
+            api.post("/api/v2/dags/etl_daily/dagRuns", json=body, headers=auth).status_code == 200
+        )
+    one = api.get("/api/v2/dags/etl_daily/dagRuns/r1", headers=auth)
+    assert (one.status_code, one.json()["dag_run_id"]) == (200, "r1")
+    missing = api.get("/api/v2/dags/etl_daily/dagRuns/nope", headers=auth)
+    assert missing.json() == {
+        "detail": "The DagRun with dag_id: `etl_daily` and run_id: `nope` was not found"
+    }
+    listed = api.get(
+        "/api/v2/dags/~/dagRuns", params={"order_by": "-run_id", "limit": 2}, headers=auth
+    ).json()
+    assert [r["dag_run_id"] for r in listed["dag_runs"]] == ["r3", "r2"]
+    assert listed["total_entries"] == 3
+    bad_state = api.get("/api/v2/dags/~/dagRuns", params={"state": "sleeping"}, headers=auth)
+    assert bad_state.status_code == 422
+
+    with session_scope(session_factory) as session:
+        run = session.scalar(select(DagRun).where(DagRun.run_id == "r2"))
+        assert run is not None
+        run.state = "running"
+        session.execute(
+            TaskInstance.__table__.update()
+            .where(TaskInstance.run_id == "r2", TaskInstance.task_id == "extract")
+            .values(state="running")
+        )
+    marked = api.patch(
+        "/api/v2/dags/etl_daily/dagRuns/r1",
+        json={"state": "failed", "note": "bad data"},
+        headers=auth,
+    )
+    assert (marked.status_code, marked.json()["state"], marked.json()["note"]) == (
+        200,
+        "failed",
+        "bad data",
+    )
+    succeeded = api.patch(
+        "/api/v2/dags/etl_daily/dagRuns/r2", json={"state": "success"}, headers=auth
+    )
+    assert succeeded.json()["state"] == "success"
+    with session_factory() as session:
+        states = dict(
+            session.execute(
+                select(TaskInstance.task_id, TaskInstance.state).where(TaskInstance.run_id == "r2")
+            ).all()
+        )
+        failed_run = dict(
+            session.execute(
+                select(TaskInstance.task_id, TaskInstance.state).where(TaskInstance.run_id == "r1")
+            ).all()
+        )
+    assert states == {"extract": "success", "load": "success"}
+    assert failed_run == {"extract": "skipped", "load": "skipped"}
+    running_state = api.patch(
+        "/api/v2/dags/etl_daily/dagRuns/r3", json={"state": "running"}, headers=auth
+    )
+    assert running_state.status_code == 422
+
+    with session_scope(session_factory) as session:
+        run = session.scalar(select(DagRun).where(DagRun.run_id == "r3"))
+        assert run is not None
+        run.state = "running"
+    busy = api.delete("/api/v2/dags/etl_daily/dagRuns/r3", headers=auth)
+    assert busy.status_code == 409
+    gone = api.delete("/api/v2/dags/etl_daily/dagRuns/r1", headers=auth)
+    assert (gone.status_code, gone.content) == (204, b"")
+    assert api.get("/api/v2/dags/etl_daily/dagRuns/r1", headers=auth).status_code == 404
+    with session_factory() as session:
+        leftovers = session.scalars(select(TaskInstance).where(TaskInstance.run_id == "r1")).all()
+    assert leftovers == []
+
+
+def test_the_openapi_document_and_the_docs_are_served(api: TestClient) -> None:
+    spec = api.get("/api/v2/openapi.json")
+    assert spec.status_code == 200
+    paths = spec.json()["paths"]
+    assert "/api/v2/dags/{dag_id}/dagRuns" in paths
+    assert "/auth/token" in paths
+    assert api.get("/docs").status_code == 200

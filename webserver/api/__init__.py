@@ -1,0 +1,1 @@
+"""The REST API (/api/v2) routes, bodies and shared query helpers."""

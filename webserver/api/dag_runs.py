@@ -1,0 +1,232 @@
+"""DAG runs: trigger, read, list, mark, delete (`/api/v2/dags/{dag_id}/dagRuns...`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
+
+from tradewind.dagruns import RunRequest, create_dag_run, set_run_state
+from tradewind.errors import DagRunAlreadyExists, DagRunIdError, ParamValidationError
+from tradewind.models import DagModel, DagRun, DagVersion
+from tradewind.models.base import utcnow
+from tradewind.schedules import DataInterval
+from tradewind.state import DagRunState, DagRunType
+from webserver.api import present, schemas
+from webserver.api.common import (
+    DbSession,
+    Paging,
+    bad_request,
+    conflict,
+    matches,
+    not_found,
+    order,
+    paginate,
+)
+from webserver.api.dags import find_dag, latest_version
+from webserver.security import UserRole, Viewer
+
+router = APIRouter(tags=["DagRun"])
+
+RUN_ORDER: dict[str, Any] = {
+    "id": DagRun.id,
+    "state": DagRun.state,
+    "dag_id": DagRun.dag_id,
+    "run_id": DagRun.run_id,
+    "dag_run_id": DagRun.run_id,
+    "logical_date": DagRun.logical_date,
+    "run_after": DagRun.run_after,
+    "start_date": DagRun.start_date,
+    "end_date": DagRun.end_date,
+    "updated_at": DagRun.updated_at,
+    "conf": DagRun.conf,
+}
+DELETABLE = {str(DagRunState.QUEUED), str(DagRunState.SUCCESS), str(DagRunState.FAILED)}
+
+
+def find_run(session: Session, dag_id: str, run_id: str) -> DagRun:
+    run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+    if run is None:
+        raise not_found(f"The DagRun with dag_id: `{dag_id}` and run_id: `{run_id}` was not found")
+    return run
+
+
+def respond(session: Session, run: DagRun) -> schemas.DAGRunResponse:
+    return respond_many(session, [run])[0]
+
+
+def respond_many(session: Session, runs: list[DagRun]) -> list[schemas.DAGRunResponse]:
+    """Runs with their DAG's display name and version, in two queries for the page."""
+    dag_ids = {r.dag_id for r in runs}
+    rows = session.execute(
+        select(DagModel.dag_id, DagModel.dag_display_name).where(DagModel.dag_id.in_(dag_ids))
+    ).all()
+    names: dict[str, str | None] = {row[0]: row[1] for row in rows}
+    version_ids = {r.dag_version_id for r in runs if r.dag_version_id}
+    versions = {
+        v.id: v for v in session.scalars(select(DagVersion).where(DagVersion.id.in_(version_ids)))
+    }
+    out = []
+    for run in runs:
+        shown = names.get(run.dag_id) or run.dag_id
+        version = versions.get(run.dag_version_id or "")
+        listed = [present.version(version, shown)] if version is not None else []
+        out.append(present.dag_run(run, shown, listed))
+    return out
+
+
+@router.post("/dags/{dag_id}/dagRuns", response_model=schemas.DAGRunResponse)
+def trigger_dag_run(
+    dag_id: str, body: schemas.TriggerDAGRunPostBody, session: DbSession, principal: UserRole
+) -> schemas.DAGRunResponse:
+    """Queue a manual run (200, as Airflow answers). Its conf is checked against the
+    DAG's params; a paused DAG's run waits until the DAG is unpaused."""
+    model = find_dag(session, dag_id)
+    if model.is_stale:
+        raise not_found(f"The Dag with ID: `{dag_id}` was not found (its file is gone)")
+    version = latest_version(session, dag_id)
+    if version is None:
+        raise bad_request(f"The Dag with ID: `{dag_id}` has never been parsed without errors")
+    now = utcnow()
+    interval = None
+    if body.data_interval_start is not None and body.data_interval_end is not None:
+        interval = DataInterval(body.data_interval_start, body.data_interval_end)
+    request = RunRequest(
+        run_type=DagRunType.MANUAL,
+        run_after=body.run_after or body.logical_date or now,
+        logical_date=body.logical_date,
+        data_interval=interval if body.logical_date is not None else None,
+        run_id=body.dag_run_id,
+        conf=body.conf or {},
+        triggered_by="rest_api",
+        triggering_user_name=principal.username,
+        note=body.note,
+    )
+    try:
+        run = create_dag_run(session, model, version, request, now=now)
+    except ParamValidationError as exc:
+        raise bad_request(f"Invalid conf for {dag_id}: {exc}") from None
+    except DagRunIdError as exc:
+        raise bad_request(str(exc)) from None
+    except DagRunAlreadyExists as exc:
+        raise conflict(str(exc)) from None
+    session.commit()
+    return respond(session, run)
+
+
+@router.get("/dags/{dag_id}/dagRuns/{dag_run_id}", response_model=schemas.DAGRunResponse)
+def get_dag_run(
+    dag_id: str, dag_run_id: str, session: DbSession, _: Viewer
+) -> schemas.DAGRunResponse:
+    return respond(session, find_run(session, dag_id, dag_run_id))
+
+
+DateQuery = Annotated[datetime | None, Query()]
+
+
+@router.get("/dags/{dag_id}/dagRuns", response_model=schemas.DAGRunCollectionResponse)
+def get_dag_runs(
+    dag_id: str,
+    session: DbSession,
+    _: Viewer,
+    paging: Paging,
+    state: Annotated[list[schemas.DagRunState] | None, Query()] = None,
+    run_type: Annotated[list[schemas.DagRunType] | None, Query()] = None,
+    run_id_pattern: str | None = None,
+    dag_id_pattern: str | None = None,
+    logical_date_gte: DateQuery = None,
+    logical_date_lte: DateQuery = None,
+    logical_date_gt: DateQuery = None,
+    logical_date_lt: DateQuery = None,
+    start_date_gte: DateQuery = None,
+    start_date_lte: DateQuery = None,
+    end_date_gte: DateQuery = None,
+    end_date_lte: DateQuery = None,
+    run_after_gte: DateQuery = None,
+    run_after_lte: DateQuery = None,
+    updated_at_gte: DateQuery = None,
+    updated_at_lte: DateQuery = None,
+    order_by: Annotated[list[str] | None, Query()] = None,
+) -> schemas.DAGRunCollectionResponse:
+    """Runs of a DAG, or of every DAG with ``dag_id`` ``~``."""
+    query = select(DagRun)
+    if dag_id != "~":
+        find_dag(session, dag_id)
+        query = query.where(DagRun.dag_id == dag_id)
+    conditions: list[ColumnElement[bool]] = [
+        matches(DagRun.run_id, run_id_pattern),
+        matches(DagRun.dag_id, dag_id_pattern),
+    ]
+    if state:
+        conditions.append(DagRun.state.in_([str(s) for s in state]))
+    if run_type:
+        conditions.append(DagRun.run_type.in_([str(t) for t in run_type]))
+    for column, low, high, strict_low, strict_high in (
+        (DagRun.logical_date, logical_date_gte, logical_date_lte, logical_date_gt, logical_date_lt),
+        (DagRun.start_date, start_date_gte, start_date_lte, None, None),
+        (DagRun.end_date, end_date_gte, end_date_lte, None, None),
+        (DagRun.run_after, run_after_gte, run_after_lte, None, None),
+        (DagRun.updated_at, updated_at_gte, updated_at_lte, None, None),
+    ):
+        if low is not None:
+            conditions.append(column >= _aware(low, "gte"))
+        if high is not None:
+            conditions.append(column <= _aware(high, "lte"))
+        if strict_low is not None:
+            conditions.append(column > _aware(strict_low, "gt"))
+        if strict_high is not None:
+            conditions.append(column < _aware(strict_high, "lt"))
+    query = order(query.where(*conditions), order_by, RUN_ORDER, ["id"], DagRun.id)
+    rows, total = paginate(session, query, paging)
+    return schemas.DAGRunCollectionResponse(
+        dag_runs=respond_many(session, rows), total_entries=total
+    )
+
+
+def _aware(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None:
+        raise bad_request(f"*_{name}: give a time zone (e.g. 2024-01-01T00:00:00+00:00)")
+    return value
+
+
+@router.patch("/dags/{dag_id}/dagRuns/{dag_run_id}", response_model=schemas.DAGRunResponse)
+def patch_dag_run(
+    dag_id: str,
+    dag_run_id: str,
+    body: schemas.DAGRunPatchBody,
+    session: DbSession,
+    _: UserRole,
+    update_mask: Annotated[list[str] | None, Query()] = None,
+) -> schemas.DAGRunResponse:
+    """Mark a run success, failed or queued, and/or set its note."""
+    allowed = {"state", "note"}
+    mask = set(update_mask) if update_mask is not None else body.model_fields_set
+    if unknown := mask - allowed:
+        raise bad_request(f"Invalid field(s) in update_mask: {', '.join(sorted(unknown))}")
+    run = find_run(session, dag_id, dag_run_id)
+    if "state" in mask and body.state is not None:
+        set_run_state(session, run, DagRunState(body.state.value), now=utcnow())
+    if "note" in mask:
+        run.note = body.note
+    session.commit()
+    return respond(session, run)
+
+
+@router.delete(
+    "/dags/{dag_id}/dagRuns/{dag_run_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+)
+def delete_dag_run(dag_id: str, dag_run_id: str, session: DbSession, _: UserRole) -> Response:
+    run = find_run(session, dag_id, dag_run_id)
+    if run.state not in DELETABLE:
+        raise conflict(
+            f"The DagRun with dag_id: `{dag_id}` and run_id: `{dag_run_id}` cannot be deleted "
+            f"in {run.state} state"
+        )
+    session.delete(run)
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,293 @@
+"""Request and response bodies of /api/v2, named and shaped as Airflow 3's.
+
+The official client validates strictly (an int must be a JSON integer, enums are
+closed, required keys must be non-null), so the types here are exactly the reference's.
+Request bodies forbid unknown keys, as Airflow's do.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- enums ------------------------------------------------------------------------------
+
+
+class DagRunState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+
+
+class DagRunMutableState(enum.StrEnum):
+    QUEUED = "queued"
+    SUCCESS = "success"
+    FAILED = "failed"
+
+
+class DagRunType(enum.StrEnum):
+    BACKFILL = "backfill"
+    SCHEDULED = "scheduled"
+    MANUAL = "manual"
+    OPERATOR_TRIGGERED = "operator_triggered"
+    ASSET_TRIGGERED = "asset_triggered"
+    ASSET_MATERIALIZATION = "asset_materialization"
+
+
+class DagRunTriggeredByType(enum.StrEnum):
+    CLI = "cli"
+    OPERATOR = "operator"
+    REST_API = "rest_api"
+    UI = "ui"
+    TEST = "test"
+    TIMETABLE = "timetable"
+    ASSET = "asset"
+    BACKFILL = "backfill"
+
+
+class TagsMatchMode(enum.StrEnum):
+    ANY = "any"
+    ALL = "all"
+
+
+# --- auth, health, version ------------------------------------------------------------
+
+
+class LoginBody(Body):
+    username: str = Field(min_length=1, max_length=256)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class LoginResponse(BaseModel):
+    access_token: str
+
+
+class BaseInfo(BaseModel):
+    status: str | None
+
+
+class SchedulerInfo(BaseInfo):
+    latest_scheduler_heartbeat: str | None
+
+
+class TriggererInfo(BaseInfo):
+    latest_triggerer_heartbeat: str | None
+
+
+class DagProcessorInfo(BaseInfo):
+    latest_dag_processor_heartbeat: str | None
+
+
+class HealthInfoResponse(BaseModel):
+    metadatabase: BaseInfo
+    scheduler: SchedulerInfo
+    triggerer: TriggererInfo
+    dag_processor: DagProcessorInfo | None = None
+
+
+class VersionInfo(BaseModel):
+    version: str
+    git_version: str | None
+
+
+# --- DAGs -----------------------------------------------------------------------------
+
+
+class DagTagResponse(BaseModel):
+    name: str
+    dag_id: str
+    dag_display_name: str
+
+
+class DagVersionResponse(BaseModel):
+    id: str
+    version_number: int
+    dag_id: str
+    bundle_name: str | None
+    bundle_version: str | None
+    created_at: datetime
+    dag_display_name: str
+    bundle_url: str | None = None
+
+
+class DAGResponse(BaseModel):
+    dag_id: str
+    dag_display_name: str
+    is_paused: bool
+    is_stale: bool
+    last_parsed_time: datetime | None
+    last_parse_duration: float | None
+    last_expired: datetime | None
+    bundle_name: str | None
+    bundle_version: str | None
+    relative_fileloc: str | None
+    fileloc: str
+    description: str | None
+    timetable_summary: str | None
+    timetable_description: str | None
+    timetable_partitioned: bool
+    timetable_periodic: bool
+    tags: list[DagTagResponse]
+    max_active_tasks: int
+    max_active_runs: int | None
+    max_consecutive_failed_dag_runs: int
+    has_task_concurrency_limits: bool
+    has_import_errors: bool
+    next_dagrun_logical_date: datetime | None
+    next_dagrun_data_interval_start: datetime | None
+    next_dagrun_data_interval_end: datetime | None
+    next_dagrun_run_after: datetime | None
+    allowed_run_types: list[DagRunType] | None
+    owners: list[str]
+    is_backfillable: bool
+    file_token: str
+
+
+class DAGCollectionResponse(BaseModel):
+    dags: list[DAGResponse]
+    total_entries: int
+
+
+class DAGDetailsResponse(DAGResponse):
+    catchup: bool
+    dag_run_timeout: str | None
+    asset_expression: dict[str, Any] | None
+    doc_md: str | None
+    start_date: datetime | None
+    end_date: datetime | None
+    is_paused_upon_creation: bool | None
+    params: dict[str, Any] | None
+    render_template_as_native_obj: bool
+    template_search_path: list[str] | None
+    timezone: str | None
+    last_parsed: datetime | None
+    default_args: dict[str, Any] | None
+    owner_links: dict[str, str] | None = None
+    concurrency: int
+    latest_dag_version: DagVersionResponse | None
+    is_favorite: bool = False
+    active_runs_count: int = 0
+
+
+class DAGPatchBody(Body):
+    is_paused: bool
+
+
+# --- tasks ----------------------------------------------------------------------------
+
+
+class TimeDelta(BaseModel):
+    type_: str = Field(default="TimeDelta", alias="__type", serialization_alias="__type")
+    days: int
+    seconds: int
+    microseconds: int
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class TaskResponse(BaseModel):
+    task_id: str | None
+    task_display_name: str | None
+    owner: str | None
+    start_date: datetime | None
+    end_date: datetime | None
+    trigger_rule: str | None
+    depends_on_past: bool
+    wait_for_downstream: bool
+    retries: float | None
+    queue: str | None
+    pool: str | None
+    pool_slots: float | None
+    execution_timeout: TimeDelta | None
+    retry_delay: TimeDelta | None
+    retry_exponential_backoff: float
+    priority_weight: float | None
+    weight_rule: str | None
+    ui_color: str | None
+    ui_fgcolor: str | None
+    template_fields: list[str] | None
+    downstream_task_ids: list[str] | None
+    doc_md: str | None
+    operator_name: str | None
+    params: dict[str, Any] | None
+    class_ref: dict[str, Any] | None
+    is_mapped: bool | None
+    extra_links: list[str]
+
+
+class TaskCollectionResponse(BaseModel):
+    tasks: list[TaskResponse]
+    total_entries: int
+
+
+# --- DAG runs ---------------------------------------------------------------------------
+
+
+class DAGRunResponse(BaseModel):
+    dag_run_id: str
+    dag_id: str
+    logical_date: datetime | None
+    queued_at: datetime | None
+    start_date: datetime | None
+    end_date: datetime | None
+    duration: float | None
+    data_interval_start: datetime | None
+    data_interval_end: datetime | None
+    run_after: datetime
+    last_scheduling_decision: datetime | None
+    run_type: DagRunType
+    state: DagRunState
+    triggered_by: DagRunTriggeredByType | None
+    triggering_user_name: str | None
+    conf: dict[str, Any] | None
+    note: str | None
+    dag_versions: list[DagVersionResponse]
+    bundle_version: str | None
+    dag_display_name: str
+    partition_key: str | None = None
+
+
+class DAGRunCollectionResponse(BaseModel):
+    dag_runs: list[DAGRunResponse]
+    total_entries: int | None
+    total_entries_limit: int | None = None
+    next_cursor: str | None = None
+    previous_cursor: str | None = None
+
+
+class TriggerDAGRunPostBody(Body):
+    # The key is required (the client always sends it); null means "no logical date".
+    logical_date: AwareDatetime | None
+    dag_run_id: str | None = Field(default=None, min_length=1, max_length=250)
+    data_interval_start: AwareDatetime | None = None
+    data_interval_end: AwareDatetime | None = None
+    run_after: AwareDatetime | None = None
+    conf: dict[str, Any] | None = None
+    note: str | None = Field(default=None, max_length=1000)
+    partition_key: str | None = None
+
+    @model_validator(mode="after")
+    def _interval_in_pairs(self) -> TriggerDAGRunPostBody:
+        if (self.data_interval_start is None) != (self.data_interval_end is None):
+            raise ValueError("data_interval_start and data_interval_end go together")
+        if (
+            self.data_interval_start is not None
+            and self.data_interval_end is not None
+            and self.data_interval_start > self.data_interval_end
+        ):
+            raise ValueError("data_interval_start must not be after data_interval_end")
+        return self
+
+
+class DAGRunPatchBody(Body):
+    state: DagRunMutableState | None = None
+    note: str | None = Field(default=None, max_length=1000)
