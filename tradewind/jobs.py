@@ -26,12 +26,14 @@ def start_job(
     executor_class: str | None = None,
     hostname: str | None = None,
     queues: list[str] | None = None,
+    concurrency: int | None = None,
 ) -> Job:
     job = Job(
         job_type=job_type,
         state=RUNNING,
         hostname=hostname or socket.getfqdn(),
         queues=",".join(queues) if queues else None,
+        concurrency=concurrency,
         pid=os.getpid(),
         executor_class=executor_class,
         start_date=now,
@@ -65,14 +67,6 @@ def alive_jobs(
             .order_by(Job.latest_heartbeat.desc())
         )
     )
-
-
-def listened_queues(session: Session, *, now: datetime, threshold: timedelta) -> set[str]:
-    """The queues that at least one alive worker listens to."""
-    queues: set[str] = set()
-    for job in alive_jobs(session, "worker", now=now, threshold=threshold):
-        queues.update(q for q in (job.queues or "").split(",") if q)
-    return queues
 
 
 def latest_heartbeat(session: Session, job_type: str) -> datetime | None:

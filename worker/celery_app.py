@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import selectors
 import signal
 import threading
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery, signals
+from celery.exceptions import Reject
+from sqlalchemy.exc import OperationalError
 
 from tradewind.models.base import utcnow
 from tradewind.settings import Settings, get_settings
@@ -48,6 +51,8 @@ RUN_TRY = "tradewind.run_try"
 RUN_CALLBACK = "tradewind.run_callback"
 DEFAULT_QUEUE = "default"
 STOP_AFTER_TERM_SECONDS = 10.0  # after SIGTERM, a try gets this long before SIGKILL
+BROKER_SOCKET_TIMEOUT_SECONDS = 10.0
+REQUEUE_PAUSE_SECONDS = 1.0  # before handing a message back after a transient failure
 
 
 def make_app(settings: Settings) -> Celery:
@@ -146,28 +151,48 @@ def _warm_parent() -> WarmParent:
 
 
 def run_try(dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> str:
-    """Run one try in a forked child and wait for it; returns what became of it."""
+    """Run one try in a forked child and wait for it; returns what became of it.
+
+    A message this process cannot act on for a passing reason (the database is
+    unreachable, fork fails, the worker is shutting down) goes back to the queue; one
+    for a try that is not queued at this try number is dropped.
+    """
     request = TryRequest(dag_id, run_id, task_id, map_index, try_number)
+    if _shutting_down():
+        raise Reject("the worker is shutting down", requeue=True)
     parent = _warm_parent()
-    current = _current(parent.factory, request)
-    if current is None:
-        logger.warning("Dropping a delivery of %s: no such task instance", request)
-        return "dropped"
-    state, number, fileloc = current
-    if state != str(TaskInstanceState.QUEUED) or number != try_number:
-        logger.warning(
-            "Dropping a duplicate or late delivery of %s: it is %s at try %s",
-            request,
-            state,
-            number,
-        )
-        return "dropped"
-    child = fork_try(parent, request, fileloc=fileloc)
+    try:
+        current = _current(parent.factory, request)
+        if current is None:
+            logger.warning("Dropping a delivery of %s: no such task instance", request)
+            return "dropped"
+        state, number, fileloc = current
+        if state != str(TaskInstanceState.QUEUED) or number != try_number:
+            logger.warning(
+                "Dropping a duplicate or late delivery of %s: it is %s at try %s",
+                request,
+                state,
+                number,
+            )
+            return "dropped"
+        child = fork_try(parent, request, fileloc=fileloc)
+    except (OperationalError, OSError) as exc:
+        logger.warning("Cannot start %s now (%s); handing its message back", request, exc)
+        time.sleep(REQUEUE_PAUSE_SECONDS)
+        raise Reject(str(exc), requeue=True) from None
     reported, status, interrupted = _wait(child, parent.settings)
     if reported:
         return "ran"
-    _end_lost(parent, request, status, interrupted)
+    _end_lost(parent, request, child.pid, status, interrupted)
     return "lost"
+
+
+def _shutting_down() -> bool:
+    """Has the main process closed the shutdown pipe (readable at EOF)?"""
+    if STATE.shutdown_read is None:
+        return False
+    readable, _, _ = select.select([STATE.shutdown_read], [], [], 0)
+    return bool(readable)
 
 
 def run_callback(request_id: int) -> str:
@@ -243,9 +268,27 @@ def _wait(child: TryProcess, settings: Settings) -> tuple[bool, int, bool]:
             if kill_at is not None and now >= kill_at:
                 stop_group(child.pid, signal.SIGKILL)
                 kill_at = None
+    except BaseException:
+        # This pool process is being stopped (billiard's terminate, a cold shutdown):
+        # stop the try first, so it ends as interrupted instead of running on orphaned.
+        _stop_and_reap(child)
+        raise
     finally:
         selector.close()
         os.close(child.fd)
+
+
+def _stop_and_reap(child: TryProcess) -> None:
+    stop_group(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_AFTER_TERM_SECONDS
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(child.pid, os.WNOHANG)[0] != 0:
+                return
+        time.sleep(0.1)
+    stop_group(child.pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(child.pid, 0)
 
 
 def _read(fd: int) -> bytes:
@@ -255,7 +298,9 @@ def _read(fd: int) -> bytes:
         return b""
 
 
-def _end_lost(parent: WarmParent, request: TryRequest, status: int, interrupted: bool) -> None:
+def _end_lost(
+    parent: WarmParent, request: TryRequest, pid: int, status: int, interrupted: bool
+) -> None:
     from tradewind.db import session_scope
     from worker.lost_tries import end_lost_try
 
@@ -270,6 +315,7 @@ def _end_lost(parent: WarmParent, request: TryRequest, status: int, interrupted:
             now=utcnow(),
             end=TryEnd.INTERRUPTED if interrupted else TryEnd.LOST,
             reporter=f"worker {parent.hostname or host_name()}",
+            pid=pid,
         )
 
 
@@ -279,8 +325,11 @@ def _end_lost(parent: WarmParent, request: TryRequest, status: int, interrupted:
 class WorkerHeartbeat:
     """Records the worker as a job (with the queues it listens to) and beats it."""
 
-    def __init__(self, settings: Settings, hostname: str, queues: list[str]) -> None:
+    def __init__(
+        self, settings: Settings, hostname: str, queues: list[str], concurrency: int
+    ) -> None:
         self.settings, self.hostname, self.queues = settings, hostname, queues
+        self.concurrency = concurrency
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.job_id: int | None = None
@@ -298,6 +347,7 @@ class WorkerHeartbeat:
                 executor_class="celery",
                 hostname=self.hostname,
                 queues=self.queues,
+                concurrency=self.concurrency,
             ).id
         self._thread = threading.Thread(target=self._loop, name="worker-heartbeat", daemon=True)
         self._thread.start()

@@ -74,7 +74,7 @@ def _worker(args: argparse.Namespace, ctx: CliContext) -> int:
     configure_daemon_logging(settings.log_level)
     celery_app.prepare_main(settings, hostname, queues)
     app = celery_app.make_app(settings)
-    heartbeat = celery_app.WorkerHeartbeat(settings, hostname, queues)
+    heartbeat = celery_app.WorkerHeartbeat(settings, hostname, queues, concurrency)
 
     def ready(**_: Any) -> None:
         heartbeat.start()

@@ -34,7 +34,7 @@ from tradewind.serialization import jsonable
 from tradewind.state import TaskInstanceState, TryEnd
 from worker.dag_cache import DagFileCache, VersionRef
 from worker.runtime import DagRunView, RuntimeTaskInstance
-from worker.timeout import execution_timeout
+from worker.timeout import execution_timeout, stoppable
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -99,16 +99,8 @@ class TryExecution:
     ) -> TryOutcome:
         outcome = TryOutcome(end=TryEnd.FAILED)
         try:
-            dag = self.dags.get_version(version, request.dag_id, lambda: self._source(version))
-            # Rendering writes into the operator: work on a copy, never on the cached DAG's.
-            task = copy.copy(dag.get_task(request.task_id))
-            runtime_ti = self._runtime_ti(request, ti_id, run, task)
-            context = self._context(dag, task, runtime_ti, run)
-            outcome.task, outcome.context, outcome.runtime_ti = task, context, runtime_ti
-            if task.is_mapped:
-                task = task.unmap(context, request.map_index)  # type: ignore[attr-defined]
-                context["task"] = runtime_ti.task = outcome.task = task
-            self._run_code(task, context, outcome)
+            with stoppable():
+                self._prepare_and_run(request, ti_id, run, version, outcome)
         except TaskDefer:
             outcome.end = TryEnd.FAILED
             outcome.error = TradewindError(
@@ -124,6 +116,25 @@ class TryExecution:
                 outcome.reschedule_at = error.reschedule_at  # type: ignore[assignment]
             self._log_end(request, outcome)
         return outcome
+
+    def _prepare_and_run(
+        self,
+        request: TryRequest,
+        ti_id: str,
+        run: DagRunView,
+        version: VersionRef,
+        outcome: TryOutcome,
+    ) -> None:
+        dag = self.dags.get_version(version, request.dag_id, lambda: self._source(version))
+        # Rendering writes into the operator: work on a copy, never on the cached DAG's.
+        task = copy.copy(dag.get_task(request.task_id))
+        runtime_ti = self._runtime_ti(request, ti_id, run, task)
+        context = self._context(dag, task, runtime_ti, run)
+        outcome.task, outcome.context, outcome.runtime_ti = task, context, runtime_ti
+        if task.is_mapped:
+            task = task.unmap(context, request.map_index)  # type: ignore[attr-defined]
+            context["task"] = runtime_ti.task = outcome.task = task
+        self._run_code(task, context, outcome)
 
     def _source(self, version: VersionRef) -> str | None:
         with read_session(self.factory) as session:

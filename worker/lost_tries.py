@@ -45,16 +45,21 @@ def end_lost_try(
     now: datetime,
     end: TryEnd = TryEnd.LOST,
     reporter: str = "scheduler",
+    pid: int | None = None,
 ) -> bool:
     """End a try whose process can no longer record its own end (retry or fail it);
     ``end`` is LOST, or INTERRUPTED for a try stopped by its worker's shutdown.
 
-    Does nothing when the try already ended or a newer try started.
+    Does nothing when the try already ended or a newer try started. Given the ``pid``
+    of the process that died, it ends only a try that process had claimed (not one that
+    another delivery of the same message runs, nor one still queued).
     """
     row = _instance(session, request)
     if row is None or row.try_number != request.try_number:
         return False
     if row.state not in (str(TI.RUNNING), str(TI.QUEUED)):
+        return False
+    if pid is not None and (row.state != str(TI.RUNNING) or row.pid != pid):
         return False
     policy = retry_policy_for(
         session, row.dag_version_id, row.task_id, fallback_retries=row.max_tries

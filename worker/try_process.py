@@ -16,16 +16,18 @@ import importlib
 import os
 import signal
 import sys
+import threading
+import time
 import traceback
 from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from tradewind.errors import TaskTerminated
 from tradewind.processes import describe_exit
 from worker.dag_cache import DagFileCache
 from worker.logs import TryIdentity
 from worker.task_runner import TryRequest
+from worker.timeout import request_stop
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -51,6 +53,7 @@ WARM_MODULES = (
     "worker.execution",
 )
 _PR_SET_PDEATHSIG = 1
+ORPHAN_GRACE_SECONDS = 10.0  # an orphaned try gets this long to stop before SIGKILL
 
 
 @dataclass
@@ -103,11 +106,17 @@ def fork_try(parent: WarmParent, request: TryRequest, *, fileloc: str | None) ->
     sys.stdout.flush()
     sys.stderr.flush()
     parent_pid = os.getpid()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_fd)
+        os.close(write_fd)
+        raise
     if pid == 0:  # pragma: no cover - the child never returns
         os.close(read_fd)
         _child_main(request, parent, parent_pid, write_fd)
     os.close(write_fd)
+    _own_group(pid)
     return TryProcess(pid, read_fd, request)
 
 
@@ -117,12 +126,25 @@ def fork_callback(parent: WarmParent, request_id: int) -> TryProcess:
     sys.stdout.flush()
     sys.stderr.flush()
     parent_pid = os.getpid()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_fd)
+        os.close(write_fd)
+        raise
     if pid == 0:  # pragma: no cover - the child never returns
         os.close(read_fd)
         _callback_child_main(request_id, parent, parent_pid, write_fd)
     os.close(write_fd)
+    _own_group(pid)
     return TryProcess(pid, read_fd, None)
+
+
+def _own_group(pid: int) -> None:
+    """The child makes its own process group too; doing it here as well means a signal
+    to the group right after the fork cannot miss it."""
+    with contextlib.suppress(OSError):
+        os.setpgid(pid, pid)
 
 
 def read_available(fd: int) -> bytes:
@@ -151,11 +173,10 @@ def stop_group(pid: int, sig: signal.Signals) -> None:
 def _become_child(
     parent: WarmParent, parent_pid: int
 ) -> None:  # pragma: no cover - runs in children
-    os.setpgid(0, 0)  # our own group: stopping the try stops what it started
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)  # our own group: stopping the try stops what it started
     if parent.die_with_parent:
-        _die_with_parent()
-        if os.getppid() != parent_pid:  # it died before we asked to follow it
-            os._exit(1)
+        _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     from tradewind.db import use_session_factory
@@ -165,12 +186,25 @@ def _become_child(
     use_session_factory(parent.factory)
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in children
-    """On Linux, a try whose parent dies (a worker killed with -9) is killed too, so
-    it cannot go on running unseen while the scheduler retries it elsewhere."""
+def _die_with_parent(parent_pid: int) -> None:  # pragma: no cover - runs in children
+    """A try whose worker process dies (``kill -9``, the OOM killer) must not go on
+    running unseen while the scheduler retries it elsewhere. On Linux the kernel sends
+    SIGTERM when the parent dies (the try stops as interrupted and its operator cleans
+    up); a watchdog kills the try's group if that has not ended it soon after."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent_pid:  # it died before we asked to follow it
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(ORPHAN_GRACE_SECONDS)
+        os.killpg(0, signal.SIGKILL)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
 def _child_main(
@@ -225,7 +259,7 @@ def _callback_child_main(
 
 
 def _terminate(_signum: int, _frame: FrameType | None) -> None:  # pragma: no cover
-    raise TaskTerminated("the try was stopped (SIGTERM): its worker is shutting down")
+    request_stop("the try was asked to stop (SIGTERM): its worker stops or its state changed")
 
 
 def _redirect_output(request: TryRequest, settings: Settings) -> None:  # pragma: no cover

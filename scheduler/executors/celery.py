@@ -37,6 +37,7 @@ TI = TaskInstanceState
 WORKER_QUEUES_TTL_SECONDS = 5.0
 # A pass asks for open slots more than once; one count serves the whole pass.
 BUSY_COUNT_TTL_SECONDS = 0.05
+BROKER_BACKOFF_SECONDS = 5.0  # after a failed send, do not try again for this long
 
 
 class CeleryExecutor(Executor):
@@ -49,7 +50,8 @@ class CeleryExecutor(Executor):
         self._factory: sessionmaker[Session] | None = None
         self._pending: list[TryRequest] = []
         self._callbacks_sent: dict[int, float] = {}
-        self._queues: tuple[float, set[str]] | None = None
+        self._queues: tuple[float, set[str], int] | None = None
+        self._broker_down_until = 0.0
         self._busy: tuple[float, int] | None = None
         self._sent_since_count = 0
 
@@ -74,8 +76,12 @@ class CeleryExecutor(Executor):
     # --- slots: counted in the database, where every scheduler can see them -------------
 
     def open_slots(self) -> int:
-        """Parallelism minus the tries queued or running anywhere (the database's count,
-        taken at most every BUSY_COUNT_TTL_SECONDS, plus what was sent since)."""
+        """What the workers can take now: the smaller of parallelism and the alive
+        workers' total concurrency, less the tries queued or running anywhere (the
+        database's count, taken at most every BUSY_COUNT_TTL_SECONDS, plus what was
+        sent since). Tries beyond that wait as scheduled rather than in Redis, where a
+        long wait would count as stuck in queued. With no worker alive yet, up to
+        parallelism tries are queued for the workers to come."""
         now = time.monotonic()
         if self._busy is None or now - self._busy[0] > BUSY_COUNT_TTL_SECONDS:
             with read_session(self._session_factory()) as session:
@@ -86,7 +92,9 @@ class CeleryExecutor(Executor):
                 )
             self._busy = (now, int(busy or 0))
             self._sent_since_count = 0
-        return self.parallelism - self._busy[1] - self._sent_since_count - len(self._pending)
+        capacity = self._workers()[1]
+        limit = min(self.parallelism, capacity) if capacity > 0 else self.parallelism
+        return limit - self._busy[1] - self._sent_since_count - len(self._pending)
 
     def can_resend(self) -> bool:
         return True  # a resent try is already counted as queued
@@ -112,6 +120,14 @@ class CeleryExecutor(Executor):
         self._sent_since_count += len(batch)
         assert self._app is not None
         sent = 0
+        if time.monotonic() < self._broker_down_until:
+            logger.warning(
+                "The broker was unreachable moments ago; %s tries stay queued and are sent "
+                "again after %ss",
+                len(batch),
+                self.settings.task_queued_timeout_seconds,
+            )
+            return
         try:
             with self._app.producer_or_acquire() as producer:
                 for request in batch:
@@ -120,6 +136,7 @@ class CeleryExecutor(Executor):
                     )
                     sent += 1
         except Exception as exc:
+            self._broker_down_until = time.monotonic() + BROKER_BACKOFF_SECONDS
             logger.warning(
                 "Could not send %s of %s tries to the broker (%s); they stay queued and are "
                 "sent again after %ss",
@@ -131,18 +148,23 @@ class CeleryExecutor(Executor):
         self._explain_unserved(batch)
 
     def run_callback(self, request_id: int) -> None:
-        """Send a callback request once per task_queued_timeout until a worker claims it."""
+        """Send a callback request once per task_queued_timeout until a worker claims it
+        (the claim makes a second copy harmless)."""
         from worker.celery_app import DEFAULT_QUEUE, RUN_CALLBACK
 
         now = time.monotonic()
-        last = self._callbacks_sent.get(request_id)
-        if last is not None and now - last < self.settings.task_queued_timeout_seconds:
+        timeout = self.settings.task_queued_timeout_seconds
+        self._callbacks_sent = {
+            k: sent for k, sent in self._callbacks_sent.items() if now - sent < timeout
+        }
+        if request_id in self._callbacks_sent or now < self._broker_down_until:
             return
         assert self._app is not None
         try:
             self._app.send_task(RUN_CALLBACK, args=[request_id], queue=DEFAULT_QUEUE)
             self._callbacks_sent[request_id] = now
         except Exception as exc:
+            self._broker_down_until = now + BROKER_BACKOFF_SECONDS
             logger.warning("Could not send callback request %s: %s", request_id, exc)
 
     def _explain_unserved(self, batch: list[TryRequest]) -> None:
@@ -180,15 +202,19 @@ class CeleryExecutor(Executor):
                 logger.warning("%s tries wait: %s", len(keys), reason)
 
     def _listened_queues(self) -> set[str]:
+        return self._workers()[0]
+
+    def _workers(self) -> tuple[set[str], int]:
+        """The queues alive workers listen to, and their total concurrency (cached)."""
         now = time.monotonic()
         if self._queues is None or now - self._queues[0] > WORKER_QUEUES_TTL_SECONDS:
-            threshold = self.settings.job_dead_after_seconds
+            threshold = timedelta(seconds=self.settings.job_dead_after_seconds)
             with read_session(self._session_factory()) as session:
-                listened = jobs.listened_queues(
-                    session, now=utcnow(), threshold=timedelta(seconds=threshold)
-                )
-            self._queues = (now, listened)
-        return self._queues[1]
+                alive = jobs.alive_jobs(session, "worker", now=utcnow(), threshold=threshold)
+            listened = {q for job in alive for q in (job.queues or "").split(",") if q}
+            capacity = sum(job.concurrency or 0 for job in alive)
+            self._queues = (now, listened, capacity)
+        return self._queues[1], self._queues[2]
 
     def end(self, grace_seconds: float) -> list[TryFinished]:
         """Tries run on workers and outlive the scheduler: send what is pending and go."""

@@ -166,8 +166,9 @@ def test_a_killed_worker_s_try_is_a_zombie_and_is_retried_on_the_other_worker(
     cluster.scheduler()
     cluster.trigger("sleeper")
     first = wait_for(lambda: running_try(session_factory, "sleeper", "work"), "the first try")
-    victim = workers[first.hostname]
-    victim.kill()  # kill -9 of the worker's process group; its try dies with it
+    # The worker's machine is lost: kill -9 the worker's process group and the try's own.
+    workers[first.hostname].kill()
+    os.killpg(first.pid, signal.SIGKILL)
     wait_for(lambda: not pid_alive(first.pid), "the try to die with its worker")
     run = finished_run(session_factory, "sleeper", cluster)
     assert run.state == "success", cluster.output()
@@ -176,6 +177,69 @@ def test_a_killed_worker_s_try_is_a_zombie_and_is_retried_on_the_other_worker(
     with session_factory() as session:
         notes = "".join(session.scalars(select(LogChunk.content).where(LogChunk.try_number == 1)))
     assert "(zombie)" in notes
+
+
+def test_a_try_whose_worker_is_killed_stops_and_is_handed_back(
+    cluster: Cluster,
+    dags_folder: Path,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    side: Path,
+) -> None:
+    """Only the worker's processes die (the OOM killer, kill -9 of the worker): its try
+    learns its parent died, stops as interrupted, and runs again elsewhere at once."""
+    write(dags_folder, "sleeper.py", side, SLEEPER.format(first_try_seconds=300, retries=0))
+    parse_and_unpause(session_factory, settings, "sleeper")
+    workers = {name: cluster.worker(name) for name in ("worker-a", "worker-b")}
+    cluster.scheduler()
+    cluster.trigger("sleeper")
+    first = wait_for(lambda: running_try(session_factory, "sleeper", "work"), "the first try")
+    workers[first.hostname].kill()  # the try is in a process group of its own
+    wait_for(lambda: not pid_alive(first.pid), "the orphaned try to stop")
+    run = finished_run(session_factory, "sleeper", cluster)
+    assert run.state == "success", cluster.output()
+    survivor = next(name for name in workers if name != first.hostname)
+    assert executions(side) == [f"work try 1 on {first.hostname}", f"work try 2 on {survivor}"]
+
+
+def test_tries_beyond_the_workers_capacity_wait_as_scheduled_not_in_redis(
+    cluster: Cluster,
+    dags_folder: Path,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    side: Path,
+) -> None:
+    """With one slot among the workers and a short task_queued_timeout, tries that must
+    wait for the slot wait unqueued: none is sent again or failed as stuck."""
+    write(
+        dags_folder,
+        "queue_up.py",
+        side,
+        """
+import time
+from tradewind import DAG
+from tradewind.operators.python import PythonOperator
+
+def work(ti):
+    mark(f"{ti.task_id} try {ti.try_number}")
+    time.sleep(3)
+
+with DAG("queue_up"):
+    for i in range(3):
+        PythonOperator(task_id=f"t{i}", python_callable=work)
+""",
+    )
+    parse_and_unpause(session_factory, settings, "queue_up")
+    worker = cluster.worker("worker-a", concurrency=1)
+    wait_for(lambda: "ready" in worker.output(), "the worker to be ready")
+    cluster.start(
+        ["scheduler", "--no-dag-processor"], "scheduler", TRADEWIND_TASK_QUEUED_TIMEOUT_SECONDS="2"
+    )
+    cluster.trigger("queue_up")
+    run = finished_run(session_factory, "queue_up", cluster)
+    assert run.state == "success", cluster.output()
+    assert sorted(executions(side)) == ["t0 try 1", "t1 try 1", "t2 try 1"]
+    assert "sending it again" not in cluster.output()
 
 
 def _free_port() -> int:

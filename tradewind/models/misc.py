@@ -54,6 +54,7 @@ class Job(Base):
     pid: Mapped[int | None] = mapped_column(Integer)
     executor_class: Mapped[str | None] = mapped_column(String(500))
     queues: Mapped[str | None] = mapped_column(Text)  # workers: the queues they listen to
+    concurrency: Mapped[int | None] = mapped_column(Integer)  # workers: tries at once
     start_date: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     end_date: Mapped[datetime | None] = mapped_column(UtcDateTime)
     latest_heartbeat: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
