@@ -60,6 +60,22 @@ DAGS = {
             EmptyOperator(task_id="render")
     """,
 }
+DAGS["mapped.py"] = """
+from tradewind import DAG, task
+
+with DAG("mapped"):
+    @task
+    def numbers():
+        print("making numbers")
+        return [1, 2, 3]
+
+    @task
+    def double(n):
+        print(f"doubling {n}")
+        return {"n": n, "twice": 2 * n}
+
+    double.expand(n=numbers())
+"""
 PASSWORD = "correct horse battery staple"
 
 
@@ -190,11 +206,11 @@ def test_dags_are_listed_filtered_ordered_and_paged(api: TestClient) -> None:
         body = answer.json()
         return [d["dag_id"] for d in body["dags"]], body["total_entries"]
 
-    every = ["Report_C", "etl_daily", "ml_train", "report_a", "report_b"]
-    assert ids() == (sorted(every), 5)
-    assert ids(limit=2, offset=1) == (sorted(every)[1:3], 5)
-    assert ids(limit=0) == ([], 5)
-    assert ids(limit=1000)[1] == 5  # capped silently, not refused
+    every = ["Report_C", "etl_daily", "mapped", "ml_train", "report_a", "report_b"]
+    assert ids() == (sorted(every), 6)
+    assert ids(limit=2, offset=1) == (sorted(every)[1:3], 6)
+    assert ids(limit=0) == ([], 6)
+    assert ids(limit=1000)[1] == 6  # capped silently, not refused
     assert ids(order_by="-dag_id")[0] == sorted(every, reverse=True)
     assert ids(tags=["etl"])[1] == 4
     assert ids(tags=["etl", "daily"], tags_match_mode="all") == (["etl_daily"], 1)
@@ -415,3 +431,97 @@ def test_the_openapi_document_and_the_docs_are_served(api: TestClient) -> None:
     assert "/api/v2/dags/{dag_id}/dagRuns" in paths
     assert "/auth/token" in paths
     assert api.get("/docs").status_code == 200
+
+
+# --- task instances, logs, XCom ----------------------------------------------------------------
+
+
+@pytest.fixture
+def ran(api: TestClient, settings: Settings, session_factory: sessionmaker[Session]) -> str:
+    """The run id of a finished run of `mapped` (run in this process, as `dags test`)."""
+    from scheduler.dag_test import run_dag_test
+
+    result = run_dag_test(session_factory, settings, "mapped", echo=None)
+    assert result.state == "success"
+    return result.run_id
+
+
+def test_task_instances_of_a_run_with_strict_fields(api: TestClient, ran: str) -> None:
+    auth = token(api, "viewer")
+    listed = api.get(f"/api/v2/dags/mapped/dagRuns/{ran}/taskInstances", headers=auth)
+    assert listed.status_code == 200, listed.text
+    body = listed.json()
+    assert body["total_entries"] == 4
+    by_key = {(t["task_id"], t["map_index"]): t for t in body["task_instances"]}
+    assert set(by_key) == {("numbers", -1), ("double", 0), ("double", 1), ("double", 2)}
+    one = by_key[("double", 1)]
+    assert one["state"] == "success"
+    assert isinstance(one["try_number"], int)
+    assert one["try_number"] == 1
+    assert isinstance(one["pool_slots"], int)
+    assert one["executor_config"] == "{}"
+    assert one["operator_name"] == "@task"
+    assert one["dag_version"]["version_number"] == 1
+    import uuid
+
+    uuid.UUID(one["id"])
+    everywhere = api.get("/api/v2/dags/~/dagRuns/~/taskInstances?state=success", headers=auth)
+    assert everywhere.json()["total_entries"] == 4
+    paged = api.get(
+        f"/api/v2/dags/mapped/dagRuns/{ran}/taskInstances",
+        params={"task_id": "double", "order_by": "-map_index", "limit": 2},
+        headers=auth,
+    ).json()
+    assert [t["map_index"] for t in paged["task_instances"]] == [2, 1]
+    assert paged["total_entries"] == 3
+    bad = api.get(f"/api/v2/dags/mapped/dagRuns/{ran}/taskInstances?state=asleep", headers=auth)
+    assert bad.status_code == 400
+    single = api.get(f"/api/v2/dags/mapped/dagRuns/{ran}/taskInstances/numbers", headers=auth)
+    assert single.json()["task_id"] == "numbers"
+    mapped = api.get(f"/api/v2/dags/mapped/dagRuns/{ran}/taskInstances/double/2", headers=auth)
+    assert mapped.json()["map_index"] == 2
+    missing = api.get(f"/api/v2/dags/mapped/dagRuns/{ran}/taskInstances/nope", headers=auth)
+    assert missing.status_code == 404
+    tries = api.get(f"/api/v2/dags/mapped/dagRuns/{ran}/taskInstances/numbers/tries", headers=auth)
+    assert [t["try_number"] for t in tries.json()["task_instances"]] == [1]
+
+
+def test_the_log_of_a_try(api: TestClient, ran: str) -> None:
+    auth = token(api, "viewer")
+    base = f"/api/v2/dags/mapped/dagRuns/{ran}/taskInstances"
+    log = api.get(f"{base}/double/logs/1", params={"map_index": 1}, headers=auth)
+    assert log.status_code == 200, log.text
+    body = log.json()
+    assert any("doubling 2" in line for line in body["content"])
+    assert all(isinstance(line, str) for line in body["content"])
+    assert body["continuation_token"] is None  # the try has ended: this is all of it
+    assert api.get(f"{base}/numbers/logs/2", headers=auth).json() == {
+        "detail": "TaskInstance not found"
+    }
+    assert api.get(f"{base}/numbers/logs/0", headers=auth).status_code == 404
+    forged = api.get(f"{base}/numbers/logs/1", params={"token": "abc"}, headers=auth)
+    assert forged.status_code == 400
+
+
+def test_xcom_entries_and_values(api: TestClient, ran: str) -> None:
+    auth = token(api, "viewer")
+    base = f"/api/v2/dags/mapped/dagRuns/{ran}/taskInstances"
+    entries = api.get(f"{base}/double/xcomEntries", headers=auth).json()
+    assert entries["total_entries"] == 3
+    assert {e["map_index"] for e in entries["xcom_entries"]} == {0, 1, 2}
+    assert "value" not in entries["xcom_entries"][0]
+    any_task = api.get("/api/v2/dags/mapped/dagRuns/~/taskInstances/~/xcomEntries", headers=auth)
+    assert any_task.json()["total_entries"] == 4
+    value = api.get(
+        f"{base}/double/xcomEntries/return_value", params={"map_index": 1}, headers=auth
+    ).json()
+    assert value["value"] == {"n": 2, "twice": 4}
+    assert value["run_id"] == ran
+    text = api.get(
+        f"{base}/double/xcomEntries/return_value",
+        params={"map_index": 1, "stringify": True},
+        headers=auth,
+    ).json()
+    assert text["value"] == "{'n': 2, 'twice': 4}"
+    missing = api.get(f"{base}/double/xcomEntries/nope", headers=auth)
+    assert missing.json() == {"detail": "XCom entry with key: `nope` not found"}

@@ -291,3 +291,104 @@ class TriggerDAGRunPostBody(Body):
 class DAGRunPatchBody(Body):
     state: DagRunMutableState | None = None
     note: str | None = Field(default=None, max_length=1000)
+
+
+# --- task instances, logs, XCom ------------------------------------------------------------
+
+
+class TaskInstanceState(enum.StrEnum):
+    REMOVED = "removed"
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    RESTARTING = "restarting"
+    FAILED = "failed"
+    UP_FOR_RETRY = "up_for_retry"
+    UP_FOR_RESCHEDULE = "up_for_reschedule"
+    UPSTREAM_FAILED = "upstream_failed"
+    SKIPPED = "skipped"
+    DEFERRED = "deferred"
+    AWAITING_INPUT = "awaiting_input"
+
+
+class TaskInstanceHistoryResponse(BaseModel):
+    task_id: str
+    dag_id: str
+    dag_run_id: str
+    map_index: int
+    start_date: datetime | None
+    end_date: datetime | None
+    duration: float | None
+    state: TaskInstanceState | None
+    try_number: int
+    max_tries: int
+    task_display_name: str
+    dag_display_name: str
+    hostname: str | None
+    unixname: str | None
+    pool: str
+    pool_slots: int
+    queue: str | None
+    priority_weight: int | None
+    operator: str | None
+    operator_name: str | None = None
+    queued_when: datetime | None
+    scheduled_when: datetime | None
+    pid: int | None
+    executor: str | None
+    executor_config: str
+    dag_version: DagVersionResponse | None
+
+
+class TaskInstanceResponse(TaskInstanceHistoryResponse):
+    id: str
+    logical_date: datetime | None
+    run_after: datetime
+    note: str | None
+    rendered_map_index: str | None
+    rendered_fields: dict[str, Any] | None = None
+    trigger: dict[str, Any] | None = None
+    triggerer_job: dict[str, Any] | None = None
+    # Tradewind's addition: why a queued try has not started (e.g. no worker on its queue).
+    queued_reason: str | None = None
+
+
+class TaskInstanceCollectionResponse(BaseModel):
+    task_instances: list[TaskInstanceResponse]
+    total_entries: int | None
+    total_entries_limit: int | None = None
+    next_cursor: str | None = None
+    previous_cursor: str | None = None
+
+
+class TaskInstanceHistoryCollectionResponse(BaseModel):
+    task_instances: list[TaskInstanceHistoryResponse]
+    total_entries: int
+
+
+class TaskInstancesLogResponse(BaseModel):
+    content: list[str]
+    continuation_token: str | None
+
+
+class XComResponse(BaseModel):
+    key: str
+    timestamp: datetime
+    logical_date: datetime | None
+    map_index: int
+    task_id: str
+    dag_id: str
+    run_id: str
+    dag_display_name: str
+    task_display_name: str
+    run_after: datetime
+
+
+class XComResponseNative(XComResponse):
+    value: Any
+
+
+class XComCollectionResponse(BaseModel):
+    xcom_entries: list[XComResponse]
+    total_entries: int
