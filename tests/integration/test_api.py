@@ -177,6 +177,22 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("GET", "/api/v2/dags/~/dagRuns", None, "viewer"),
     ("PATCH", "/api/v2/dags/ml_train", {"is_paused": True}, "user"),
     ("POST", "/api/v2/dags/ml_train/dagRuns", {"logical_date": None}, "user"),
+    ("PATCH", "/api/v2/dags/ml_train/dagRuns/nope", {"note": "n"}, "user"),
+    ("DELETE", "/api/v2/dags/ml_train/dagRuns/nope", None, "user"),
+    ("GET", "/api/v2/dags/~/dagRuns/~/taskInstances", None, "viewer"),
+    ("GET", "/api/v2/dags/ml_train/dagRuns/r/taskInstances/train/logs/1", None, "viewer"),
+    ("GET", "/api/v2/dags/~/dagRuns/~/taskInstances/~/xcomEntries", None, "viewer"),
+    ("GET", "/api/v2/variables", None, "viewer"),
+    ("POST", "/api/v2/variables", {"key": "k", "value": "v"}, "op"),
+    ("DELETE", "/api/v2/variables/nope", None, "op"),
+    ("GET", "/api/v2/connections", None, "viewer"),
+    ("POST", "/api/v2/connections", {"connection_id": "c", "conn_type": "http"}, "op"),
+    ("DELETE", "/api/v2/connections/nope", None, "op"),
+    ("GET", "/api/v2/pools", None, "viewer"),
+    ("POST", "/api/v2/pools", {"name": "p", "slots": 1}, "op"),
+    ("PATCH", "/api/v2/pools/default_pool", {"slots": 64}, "op"),
+    ("DELETE", "/api/v2/pools/nope", None, "op"),
+    ("GET", "/api/v2/importErrors", None, "viewer"),
 ]
 
 
@@ -187,8 +203,8 @@ def test_each_route_admits_exactly_the_roles_at_or_above_its_least_role(
     for role in ROLES:
         answer = api.request(method, path, json=body, headers=token(api, role))
         allowed = ROLES.index(role) >= ROLES.index(least)
-        if allowed:
-            assert answer.status_code < 400, (role, answer.text)
+        if allowed:  # a 404 or 409 is fine here: the role got past the door
+            assert answer.status_code not in (401, 403), (role, answer.text)
         else:
             assert answer.status_code == 403, (role, answer.text)
             assert f"needs {least!r}" in answer.json()["detail"]
@@ -525,3 +541,137 @@ def test_xcom_entries_and_values(api: TestClient, ran: str) -> None:
     assert text["value"] == "{'n': 2, 'twice': 4}"
     missing = api.get(f"{base}/double/xcomEntries/nope", headers=auth)
     assert missing.json() == {"detail": "XCom entry with key: `nope` not found"}
+
+
+# --- variables, connections, pools, import errors ---------------------------------------------
+
+
+def test_variables_round_trip_and_secrets_are_masked(api: TestClient) -> None:
+    op, viewer = token(api, "op"), token(api, "viewer")
+    created = api.post(
+        "/api/v2/variables",
+        json={"key": "threshold", "value": {"a": [1, 2]}, "description": "d"},
+        headers=op,
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["value"] == '{"a": [1, 2]}'
+    again = api.post("/api/v2/variables", json={"key": "threshold", "value": 1}, headers=op)
+    assert again.status_code == 409
+    assert api.post("/api/v2/variables", json={"key": "x"}, headers=op).status_code == 422
+    secret = api.post("/api/v2/variables", json={"key": "api_token", "value": "s3cr3t"}, headers=op)
+    assert (secret.json()["value"], secret.json()["is_encrypted"]) == ("***", True)
+    assert api.get("/api/v2/variables/api_token", headers=viewer).json()["value"] == "***"
+    assert "s3cr3t" not in api.get("/api/v2/variables", headers=viewer).text
+    patched = api.patch(
+        "/api/v2/variables/threshold", json={"key": "threshold", "value": "7"}, headers=op
+    )
+    assert (patched.json()["value"], patched.json()["description"]) == ("7", "d")
+    mismatch = api.patch(
+        "/api/v2/variables/threshold", json={"key": "other", "value": 1}, headers=op
+    )
+    assert mismatch.status_code == 400
+    listed = api.get("/api/v2/variables?order_by=key", headers=viewer).json()
+    assert [v["key"] for v in listed["variables"]] == ["api_token", "threshold"]
+    assert (
+        api.post(
+            "/api/v2/variables", json={"key": "k", "value": 1}, headers=token(api, "user")
+        ).status_code
+        == 403
+    )
+    deleted = api.delete("/api/v2/variables/threshold", headers=op)
+    assert (deleted.status_code, deleted.content) == (204, b"")
+    assert api.get("/api/v2/variables/threshold", headers=viewer).status_code == 404
+
+
+def test_connections_never_return_secrets_in_clear(
+    api: TestClient, session_factory: sessionmaker[Session]
+) -> None:
+    from tradewind.models import ConnectionModel
+
+    op = token(api, "op")
+    body = {
+        "connection_id": "warehouse",
+        "conn_type": "postgres",
+        "host": "db.internal",
+        "schema": "analytics",
+        "login": "etl",
+        "password": "hunter2",
+        "port": 5432,
+        "extra": '{"sslmode": "require", "api_key": "k-123"}',
+    }
+    created = api.post("/api/v2/connections", json=body, headers=op)
+    assert created.status_code == 201, created.text
+    answer = created.json()
+    assert answer["password"] == "***"
+    assert answer["schema"] == "analytics"
+    assert answer["extra"] == '{"sslmode": "require", "api_key": "***"}'
+    assert api.post("/api/v2/connections", json=body, headers=op).status_code == 409
+    with session_factory() as session:
+        row = session.scalar(select(ConnectionModel).where(ConnectionModel.conn_id == "warehouse"))
+        assert row is not None
+        assert row.password != "hunter2"  # encrypted at rest
+        assert "k-123" not in (row.extra or "")
+    patched = api.patch(
+        "/api/v2/connections/warehouse",
+        params={"update_mask": ["host"]},
+        json={**body, "host": "db2.internal", "password": "changed"},
+        headers=op,
+    )
+    assert patched.json()["host"] == "db2.internal"
+    from tradewind.settings import get_settings
+    from tradewind.variables import get_connection_fields
+
+    fields = get_connection_fields(session_factory, get_settings(), "warehouse")
+    assert fields is not None
+    assert fields["password"] == "hunter2"  # not in the mask: unchanged
+    bad_extra = api.post(
+        "/api/v2/connections",
+        json={"connection_id": "c2", "conn_type": "http", "extra": "not json"},
+        headers=op,
+    )
+    assert bad_extra.status_code == 400
+    listed = api.get("/api/v2/connections", headers=token(api, "viewer")).json()
+    assert listed["total_entries"] == 1
+    assert api.delete("/api/v2/connections/warehouse", headers=op).status_code == 204
+    assert api.get("/api/v2/connections/warehouse", headers=op).status_code == 404
+
+
+def test_pools_with_their_slot_usage(api: TestClient) -> None:
+    op, viewer = token(api, "op"), token(api, "viewer")
+    pools = api.get("/api/v2/pools", headers=viewer).json()
+    default = pools["pools"][0]
+    assert (default["name"], default["slots"], default["open_slots"]) == ("default_pool", 128, 128)
+    created = api.post("/api/v2/pools", json={"name": "gpu", "slots": 2}, headers=op)
+    assert created.status_code == 201
+    assert created.json()["open_slots"] == 2
+    assert (
+        api.post("/api/v2/pools", json={"name": "gpu", "slots": 2}, headers=op).status_code == 409
+    )
+    assert (
+        api.post("/api/v2/pools", json={"name": "x", "slots": 1.5}, headers=op).status_code == 422
+    )
+    partial = api.patch("/api/v2/pools/gpu", json={"slots": 4}, headers=op)
+    assert partial.json()["slots"] == 4
+    assert api.patch("/api/v2/pools/gpu", json={"pool": "cpu"}, headers=op).status_code == 400
+    assert api.delete("/api/v2/pools/default_pool", headers=op).status_code == 400
+    assert api.delete("/api/v2/pools/gpu", headers=op).status_code == 204
+    assert api.get("/api/v2/pools/gpu", headers=viewer).status_code == 404
+
+
+def test_import_errors_are_listed_with_their_file(
+    api: TestClient, dags_folder: Path, settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    from scheduler.dag_processing.processor import DagFileProcessor
+
+    broken = "from tradewind import DAG\nimport nonexistent_module_xyz\n"
+    (dags_folder / "broken.py").write_text(broken)
+    DagFileProcessor(session_factory, settings).process(now=utcnow())
+    viewer = token(api, "viewer")
+    listed = api.get("/api/v2/importErrors", headers=viewer).json()
+    assert listed["total_entries"] == 1
+    error = listed["import_errors"][0]
+    assert error["filename"].endswith("broken.py")
+    assert "nonexistent_module_xyz" in error["stack_trace"]
+    one = api.get(f"/api/v2/importErrors/{error['import_error_id']}", headers=viewer)
+    assert one.json() == error
+    assert api.get("/api/v2/importErrors/999999", headers=viewer).status_code == 404

@@ -392,3 +392,104 @@ class XComResponseNative(XComResponse):
 class XComCollectionResponse(BaseModel):
     xcom_entries: list[XComResponse]
     total_entries: int
+
+
+# --- variables, connections, pools, import errors -------------------------------------------
+
+
+class VariableBody(Body):
+    key: str = Field(min_length=1, max_length=250)
+    value: Any
+    description: str | None = None
+
+
+class VariableResponse(BaseModel):
+    key: str
+    value: str | None
+    description: str | None
+    is_encrypted: bool
+    team_name: str | None = None
+
+
+class VariableCollectionResponse(BaseModel):
+    variables: list[VariableResponse]
+    total_entries: int
+
+
+class ConnectionBody(Body):
+    connection_id: str = Field(min_length=1, max_length=200, pattern=r"^[\w.-]+$")
+    conn_type: str = Field(min_length=1, max_length=500)
+    description: str | None = None
+    host: str | None = Field(default=None, max_length=500)
+    login: str | None = None
+    # JSON key "schema" (as Airflow's); the attribute may not shadow BaseModel.schema.
+    schema_: str | None = Field(default=None, alias="schema", max_length=500)
+    port: int | None = Field(default=None, ge=0, le=65535)
+    password: str | None = None
+    extra: str | None = None
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ConnectionResponse(BaseModel):
+    connection_id: str
+    conn_type: str
+    description: str | None
+    host: str | None
+    login: str | None
+    schema_: str | None = Field(serialization_alias="schema")
+    port: int | None
+    password: str | None
+    extra: str | None
+    team_name: str | None = None
+
+
+class ConnectionCollectionResponse(BaseModel):
+    connections: list[ConnectionResponse]
+    total_entries: int
+
+
+class PoolBody(Body):
+    name: str = Field(min_length=1, max_length=256)
+    slots: int = Field(ge=-1)
+    description: str | None = None
+    include_deferred: bool = False
+
+
+class PoolPatchBody(Body):
+    pool: str | None = Field(default=None, min_length=1, max_length=256)
+    slots: int | None = Field(default=None, ge=-1)
+    description: str | None = None
+    include_deferred: bool | None = None
+
+
+class PoolResponse(BaseModel):
+    name: str
+    slots: int
+    description: str | None
+    include_deferred: bool
+    occupied_slots: int
+    running_slots: int
+    queued_slots: int
+    scheduled_slots: int
+    open_slots: int
+    deferred_slots: int
+    team_name: str | None = None
+
+
+class PoolCollectionResponse(BaseModel):
+    pools: list[PoolResponse]
+    total_entries: int
+
+
+class ImportErrorResponse(BaseModel):
+    import_error_id: int
+    timestamp: datetime
+    filename: str
+    bundle_name: str | None
+    stack_trace: str
+
+
+class ImportErrorCollectionResponse(BaseModel):
+    import_errors: list[ImportErrorResponse]
+    total_entries: int
