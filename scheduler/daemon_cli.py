@@ -76,18 +76,26 @@ def _standalone(_args: argparse.Namespace, ctx: CliContext) -> int:
     password = ensure_admin(factory, ctx.settings)
     with hold_scheduler_lock(ctx.engine, factory, ctx.settings):
         processor = _start_dag_processor()
+        webserver = _start_child("webserver")
         try:
             print(banner(ctx.settings, ctx.settings.resolved_database_url, password), flush=True)
             Scheduler(factory, ctx.settings, make_executor(ctx.settings)).run()
         finally:
-            processor.terminate()
-            processor.wait(timeout=30)
+            for child in (webserver, processor):
+                child.terminate()
+            for child in (webserver, processor):
+                child.wait(timeout=30)
     return 0
 
 
 def _start_dag_processor() -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "tradewind.cli.main", "dag-processor"]
-    return subprocess.Popen(command, start_new_session=True)
+    return _start_child("dag-processor")
+
+
+def _start_child(command: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tradewind.cli.main", command], start_new_session=True
+    )
 
 
 def _dag_processor(_args: argparse.Namespace, ctx: CliContext) -> int:

@@ -15,9 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tradewind import callbacks
+from tradewind.clearing import history_of
 from tradewind.dagruns import new_task_instance
 from tradewind.dagversions import serialized_for
-from tradewind.models import DagModel, DagRun, TaskInstance, TaskInstanceHistory, TaskMap
+from tradewind.models import DagModel, DagRun, TaskInstance, TaskMap
 from tradewind.planning import RunPlan, TISnapshot, plan_run
 from tradewind.serialization import SerializedDag
 from tradewind.state import (
@@ -185,39 +186,6 @@ def queue_instance(session: Session, row: TaskInstance, now: datetime) -> TryReq
     row.start_date = row.end_date = row.duration = row.next_try_at = None
     row.hostname = row.pid = row.queued_reason = None
     return TryRequest(row.dag_id, row.run_id, row.task_id, row.map_index, row.try_number, row.queue)
-
-
-def history_of(row: TaskInstance) -> TaskInstanceHistory:
-    return TaskInstanceHistory(
-        task_instance_id=row.id, **{name: getattr(row, name) for name in _HISTORY_COLUMNS}
-    )
-
-
-_HISTORY_COLUMNS = (
-    "dag_id",
-    "run_id",
-    "task_id",
-    "map_index",
-    "try_number",
-    "max_tries",
-    "state",
-    "start_date",
-    "end_date",
-    "duration",
-    "queued_dttm",
-    "scheduled_dttm",
-    "hostname",
-    "unixname",
-    "pid",
-    "pool",
-    "pool_slots",
-    "queue",
-    "priority_weight",
-    "operator",
-    "custom_operator_name",
-    "executor",
-    "dag_version_id",
-)
 
 
 def request_run_callback(session: Session, run: DagRun, state: DagRunState) -> None:

@@ -2,7 +2,8 @@
 
 It migrates the database, creates an ``admin`` user on first start (the password is
 printed once and kept in ``$TRADEWIND_HOME/standalone_admin_password.txt``), and runs
-the DAG file processor and the scheduler with the local executor until Ctrl-C.
+the DAG file processor, the webserver (REST API) and the scheduler with the local
+executor until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def banner(settings: Settings, database_url: str, password: str | None) -> str:
         f"  database   : {masked_url(database_url)}",
         f"  task logs  : {settings.logs_folder}",
         f"  executor   : {settings.executor} (parallelism {settings.parallelism})",
+        f"  REST API   : http://{settings.api_host}:{settings.api_port}/api/v2 (docs at /docs)",
     ]
     if password is not None:
         lines.append(

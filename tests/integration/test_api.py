@@ -675,3 +675,89 @@ def test_import_errors_are_listed_with_their_file(
     one = api.get(f"/api/v2/importErrors/{error['import_error_id']}", headers=viewer)
     assert one.json() == error
     assert api.get("/api/v2/importErrors/999999", headers=viewer).status_code == 404
+
+
+# --- marking and clearing ---------------------------------------------------------------------
+
+
+def test_marking_a_task_instance_and_its_downstream(
+    api: TestClient, ran: str, session_factory: sessionmaker[Session]
+) -> None:
+    auth = token(api, "user")
+    base = f"/api/v2/dags/mapped/dagRuns/{ran}/taskInstances"
+    marked = api.patch(f"{base}/numbers", json={"new_state": "failed"}, headers=auth)
+    assert marked.status_code == 200, marked.text
+    assert [t["state"] for t in marked.json()["task_instances"]] == ["failed"]
+    same = api.patch(f"{base}/numbers", json={"new_state": "failed"}, headers=auth)
+    assert (same.status_code, same.json()) == (
+        409,
+        {"detail": "Task id numbers is already in failed state"},
+    )
+    assert (
+        api.patch(f"{base}/numbers", json={"new_state": "running"}, headers=auth).status_code == 422
+    )
+    assert api.patch(f"{base}/numbers", json={"new_state": None}, headers=auth).status_code == 422
+    cascade = api.patch(
+        f"{base}/numbers",
+        json={"new_state": "skipped", "include_downstream": True},
+        headers=auth,
+    )
+    assert {
+        (t["task_id"], t["map_index"], t["state"]) for t in cascade.json()["task_instances"]
+    } == {
+        ("numbers", -1, "skipped"),
+        ("double", 0, "skipped"),
+        ("double", 1, "skipped"),
+        ("double", 2, "skipped"),
+    }
+    noted = api.patch(f"{base}/numbers", json={"note": "looked at it"}, headers=auth)
+    assert noted.json()["task_instances"][0]["note"] == "looked at it"
+    with session_factory() as session:
+        run = session.scalar(select(DagRun).where(DagRun.run_id == ran))
+        assert run is not None
+        assert run.state == "running"  # to be decided again by the scheduler
+
+
+def test_clearing_task_instances_archives_their_try_and_queues_the_run(
+    api: TestClient, ran: str
+) -> None:
+    auth = token(api, "user")
+    base = f"/api/v2/dags/mapped/dagRuns/{ran}/taskInstances"
+    api.patch(f"{base}/double", params={"map_index": 1}, json={"new_state": "failed"}, headers=auth)
+    dry = api.post("/api/v2/dags/mapped/clearTaskInstances", json={}, headers=auth)
+    assert dry.status_code == 200, dry.text
+    assert [(t["task_id"], t["map_index"]) for t in dry.json()["task_instances"]] == [("double", 1)]
+    assert api.get(f"{base}/double/1", headers=auth).json()["state"] == "failed"  # dry run
+    done = api.post(
+        "/api/v2/dags/mapped/clearTaskInstances",
+        json={"dry_run": False, "dag_run_id": ran},
+        headers=auth,
+    )
+    assert done.json()["total_entries"] == 1
+    cleared = api.get(f"{base}/double/1", headers=auth).json()
+    assert (cleared["state"], cleared["try_number"]) == (None, 1)
+    tries = api.get(f"{base}/double/tries", params={"map_index": 1}, headers=auth).json()
+    assert [(t["try_number"], t["state"]) for t in tries["task_instances"]] == [
+        (1, "failed"),
+        (1, None),
+    ]
+    assert api.get(f"/api/v2/dags/mapped/dagRuns/{ran}", headers=auth).json()["state"] == "queued"
+    named = api.post(
+        "/api/v2/dags/mapped/clearTaskInstances",
+        json={"task_ids": ["numbers"], "only_failed": False, "include_downstream": True},
+        headers=auth,
+    ).json()
+    assert named["total_entries"] == 4
+
+
+def test_clearing_a_whole_run(api: TestClient, ran: str) -> None:
+    auth = token(api, "user")
+    path = f"/api/v2/dags/mapped/dagRuns/{ran}/clear"
+    dry = api.post(path, json={}, headers=auth)
+    assert dry.status_code == 200
+    assert dry.json()["total_entries"] == 4
+    assert "dag_run_id" not in dry.json()
+    done = api.post(path, json={"dry_run": False}, headers=auth)
+    assert (done.json()["dag_run_id"], done.json()["state"]) == (ran, "queued")
+    listed = api.get(f"/api/v2/dags/mapped/dagRuns/{ran}/taskInstances", headers=auth).json()
+    assert {t["state"] for t in listed["task_instances"]} == {None}

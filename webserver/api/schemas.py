@@ -493,3 +493,58 @@ class ImportErrorResponse(BaseModel):
 class ImportErrorCollectionResponse(BaseModel):
     import_errors: list[ImportErrorResponse]
     total_entries: int
+
+
+# --- clearing and marking ----------------------------------------------------------------------
+
+
+class MarkableState(enum.StrEnum):
+    SUCCESS = "success"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class PatchTaskInstanceBody(Body):
+    new_state: MarkableState | None = None
+    note: str | None = Field(default=None, max_length=1000)
+    include_upstream: bool = False
+    include_downstream: bool = False
+    include_future: bool = False
+    include_past: bool = False
+
+    @model_validator(mode="after")
+    def _no_null_state(self) -> PatchTaskInstanceBody:
+        if "new_state" in self.model_fields_set and self.new_state is None:
+            raise ValueError("new_state may not be null")
+        return self
+
+
+class ClearTaskInstancesBody(Body):
+    dry_run: bool = True
+    start_date: AwareDatetime | None = None
+    end_date: AwareDatetime | None = None
+    only_failed: bool = True
+    only_running: bool = False
+    reset_dag_runs: bool = True
+    task_ids: list[str | tuple[str, int]] | None = None
+    dag_run_id: str | None = None
+    include_upstream: bool = False
+    include_downstream: bool = False
+    include_future: bool = False
+    include_past: bool = False
+    run_on_latest_version: bool | None = None
+    prevent_running_task: bool = False
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class DAGRunClearBody(Body):
+    dry_run: bool = True
+    only_failed: bool = False
+    only_new: bool = False
+    run_on_latest_version: bool | None = None
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class ClearTaskInstanceCollectionResponse(BaseModel):
+    task_instances: list[TaskInstanceResponse]
+    total_entries: int
