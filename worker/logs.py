@@ -25,6 +25,7 @@ from sqlalchemy import insert
 from tradewind.db import session_scope
 from tradewind.models import LogChunk
 from tradewind.models.base import utcnow
+from tradewind.secrets_masker import redact
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -107,7 +108,7 @@ class TryLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = self.format(record) + "\n"
+            line = redact(self.format(record)) + "\n"
         except Exception:
             line = f"<unformattable log record: {record.msg!r}>\n"
         with self._buffer_lock:

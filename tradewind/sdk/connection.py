@@ -84,7 +84,7 @@ class Connection:
         """The connection from the environment or the database."""
         raw = os.environ.get(f"TRADEWIND_CONN_{conn_id.upper()}")
         if raw is not None:
-            return cls._from_env(conn_id, raw)
+            return _masked(cls._from_env(conn_id, raw))
         from tradewind.db import process_session_factory
         from tradewind.settings import get_settings
         from tradewind.variables import get_connection_fields
@@ -92,7 +92,7 @@ class Connection:
         fields = get_connection_fields(process_session_factory(), get_settings(), conn_id)
         if fields is None:
             raise ConnectionNotFound(f"connection {conn_id!r} is not defined")
-        return cls(**fields)
+        return _masked(cls(**fields))
 
     get_connection_from_secrets = get
 
@@ -105,3 +105,19 @@ class Connection:
                 extra = json.dumps(extra)
             return cls(conn_id=conn_id, extra=extra, **data)
         return cls.from_uri(conn_id, raw)
+
+
+def _masked(connection: Connection) -> Connection:
+    """Register the connection's secrets with the log masker before anyone logs them."""
+    from tradewind.sdk.variable import looks_secret
+    from tradewind.secrets_masker import mask_secret
+
+    mask_secret(connection.password)
+    try:
+        extra = connection.extra_dejson
+    except ValueError:
+        extra = {}
+    for key, value in extra.items():
+        if looks_secret(str(key)):
+            mask_secret(value)
+    return connection

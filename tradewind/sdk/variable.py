@@ -51,7 +51,13 @@ class Variable:
             if default_var is NOTSET:
                 raise VariableNotFound(f"variable {key!r} does not exist")
             return default_var
-        return json.loads(raw) if deserialize_json else raw
+        value = json.loads(raw) if deserialize_json else raw
+        if looks_secret(key):
+            from tradewind.secrets_masker import mask_secret
+
+            mask_secret(raw)
+            mask_secret(value)
+        return value
 
     @staticmethod
     def set(
