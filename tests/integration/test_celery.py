@@ -166,7 +166,9 @@ def test_a_killed_worker_s_try_is_a_zombie_and_is_retried_on_the_other_worker(
     cluster.scheduler()
     cluster.trigger("sleeper")
     first = wait_for(lambda: running_try(session_factory, "sleeper", "work"), "the first try")
-    # The worker's machine is lost: kill -9 the worker's process group and the try's own.
+    # The worker's machine is lost: everything dies at once, the try with no chance to
+    # record anything (frozen first, so the signal its dying parent sends goes unheard).
+    os.killpg(first.pid, signal.SIGSTOP)
     workers[first.hostname].kill()
     os.killpg(first.pid, signal.SIGKILL)
     wait_for(lambda: not pid_alive(first.pid), "the try to die with its worker")

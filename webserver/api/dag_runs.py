@@ -21,6 +21,7 @@ from webserver.api.common import (
     Paging,
     bad_request,
     conflict,
+    json_response,
     matches,
     not_found,
     order,
@@ -181,9 +182,10 @@ def get_dag_runs(
             conditions.append(column < _aware(strict_high, "lt"))
     query = order(query.where(*conditions), order_by, RUN_ORDER, ["id"], DagRun.id)
     rows, total = paginate(session, query, paging)
-    return schemas.DAGRunCollectionResponse(
+    body = schemas.DAGRunCollectionResponse(
         dag_runs=respond_many(session, rows), total_entries=total
     )
+    return json_response(body)  # type: ignore[return-value]
 
 
 def _aware(value: datetime, name: str) -> datetime:

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from tradewind.dags import set_paused
 from tradewind.models import DagModel, DagRun, DagTag, DagVersion
@@ -15,6 +15,7 @@ from webserver.api.common import (
     DbSession,
     Paging,
     bad_request,
+    json_response,
     matches,
     not_found,
     order,
@@ -92,8 +93,26 @@ def get_dags(
     if last_dag_run_state is not None:
         query = query.where(DagModel.dag_id.in_(_last_run_in_state(last_dag_run_state)))
     query = order(query, order_by, DAG_ORDER, ["dag_id"], DagModel.dag_id)
-    rows, total = paginate(session, query, paging)
-    return schemas.DAGCollectionResponse(dags=[present.dag(m) for m in rows], total_entries=total)
+    rows, total = paginate(session, query.options(lazyload(DagModel.tags)), paging)
+    page_tags = _tags_of(session, [m.dag_id for m in rows])
+    body = schemas.DAGCollectionResponse(
+        dags=[present.dag(m, page_tags.get(m.dag_id, [])) for m in rows], total_entries=total
+    )
+    return json_response(body)  # type: ignore[return-value]
+
+
+def _tags_of(session: Session, dag_ids: list[str]) -> dict[str, list[str]]:
+    """Every page's tags in one query (not one per DAG)."""
+    tags: dict[str, list[str]] = {}
+    if dag_ids:
+        rows = session.execute(
+            select(DagTag.dag_id, DagTag.name)
+            .where(DagTag.dag_id.in_(dag_ids))
+            .order_by(DagTag.dag_id, DagTag.name)
+        )
+        for dag_id, name in rows:
+            tags.setdefault(dag_id, []).append(name)
+    return tags
 
 
 def _any_owner_matches(owners: list[str]) -> Any:

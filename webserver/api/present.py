@@ -17,8 +17,10 @@ def display_name(model: DagModel) -> str:
     return model.dag_display_name or model.dag_id
 
 
-def dag(model: DagModel) -> schemas.DAGResponse:
+def dag(model: DagModel, tag_names: list[str] | None = None) -> schemas.DAGResponse:
+    """``tag_names`` when the caller loaded them for a whole page (else the relationship)."""
     name = display_name(model)
+    names = tag_names if tag_names is not None else [t.name for t in model.tags]
     periodic = (model.timetable_type or "NullTimetable") not in _NOT_PERIODIC
     return schemas.DAGResponse(
         dag_id=model.dag_id,
@@ -38,8 +40,8 @@ def dag(model: DagModel) -> schemas.DAGResponse:
         timetable_partitioned=False,
         timetable_periodic=periodic,
         tags=[
-            schemas.DagTagResponse(name=t.name, dag_id=model.dag_id, dag_display_name=name)
-            for t in model.tags
+            schemas.DagTagResponse(name=tag, dag_id=model.dag_id, dag_display_name=name)
+            for tag in names
         ],
         max_active_tasks=model.max_active_tasks,
         max_active_runs=model.max_active_runs,

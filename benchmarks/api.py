@@ -1,0 +1,193 @@
+"""REST API throughput and latency: measures, never asserts.
+
+    python benchmarks/api.py --postgres URL             # the database is reset
+    python benchmarks/api.py --postgres URL --workers 2 --seconds 10 --concurrency 32
+
+Fills Postgres with ``--dags`` DAGs and ``--runs`` finished runs, starts
+`tradewind webserver --workers N` on a free loopback port, and drives two calls with an
+asyncio load generator (httpx, ``--concurrency`` requests in flight) for ``--seconds``
+each: ``GET /api/v2/dags?limit=100`` and ``GET /api/v2/dags/{id}/dagRuns?limit=100``.
+Prints requests per second and p50/p99 latency per call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DAG_SOURCE = """
+from tradewind import DAG
+from tradewind.operators.empty import EmptyOperator
+
+for i in range({count}):
+    with DAG(f"bench_{{i:04d}}", tags=["bench", f"group{{i % 10}}"]):
+        EmptyOperator(task_id="noop")
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def fill(env: dict[str, str], dags: int, runs: int) -> None:
+    from sqlalchemy import update
+
+    from tradewind.auth.users import create_user
+    from tradewind.dagruns import RunRequest, create_dag_run, latest_version
+    from tradewind.db import make_engine, make_session_factory, session_scope
+    from tradewind.models import DagModel, DagRun, TaskInstance
+    from tradewind.models.base import utcnow
+    from tradewind.settings import get_settings
+    from tradewind.state import DagRunType
+
+    subprocess.run(["tradewind", "db", "reset", "--yes"], env=env, check=True, capture_output=True)
+    subprocess.run(["tradewind", "dags", "reserialize"], env=env, check=True, capture_output=True)
+    os.environ.update(env)
+    factory = make_session_factory(make_engine(get_settings()))
+    with session_scope(factory) as session:
+        create_user(session, "bench", "bench-password", "viewer")
+        models = list(session.query(DagModel).order_by(DagModel.dag_id))
+        versions = {m.dag_id: latest_version(session, m.dag_id) for m in models}
+    now = utcnow()
+    per_dag = max(runs // len(models), 1)
+    for start in range(0, len(models), 20):
+        with session_scope(factory) as session:
+            for detached in models[start : start + 20]:
+                model = session.merge(detached)
+                for n in range(per_dag):
+                    create_dag_run(
+                        session,
+                        model,
+                        versions[model.dag_id],
+                        RunRequest(run_type=DagRunType.MANUAL, run_after=now, run_id=f"r{n:05d}"),
+                        now=now,
+                    )
+    with session_scope(factory) as session:
+        session.execute(update(DagRun).values(state="success", start_date=now, end_date=now))
+        session.execute(update(TaskInstance).values(state="success"))
+
+
+async def hammer(
+    url: str, headers: dict[str, str], seconds: float, concurrency: int
+) -> dict[str, Any]:
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async with httpx.AsyncClient(headers=headers, limits=limits, timeout=30) as client:
+
+        async def one_user() -> None:
+            nonlocal errors
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                answer = await client.get(url)
+                latencies.append(time.perf_counter() - started)
+                if answer.status_code != 200:
+                    errors += 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(one_user() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "requests_per_second": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(1000 * statistics.median(latencies), 1),
+        "p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--postgres", metavar="URL", required=True, help="a database to reset")
+    parser.add_argument("--dags", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=5000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+
+    import httpx
+
+    work = Path(tempfile.mkdtemp(prefix="tw-api-bench-"))
+    (work / "dags").mkdir()
+    (work / "dags" / "bench.py").write_text(DAG_SOURCE.format(count=args.dags))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEWIND_")}
+    env.update(
+        TRADEWIND_HOME=str(work / "home"),
+        TRADEWIND_DAGS_FOLDER=str(work / "dags"),
+        TRADEWIND_DATABASE_URL=args.postgres,
+        TRADEWIND_LOG_LEVEL="WARNING",
+        TRADEWIND_API_PORT=str(port),
+    )
+    started = time.perf_counter()
+    fill(env, args.dags, args.runs)
+    print(f"filled {args.dags} DAGs and {args.runs} runs in {time.perf_counter() - started:.1f} s")
+    log = (work / "webserver.log").open("w")
+    server = subprocess.Popen(
+        ["tradewind", "webserver", "--workers", str(args.workers)],
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
+    base = f"http://127.0.0.1:{port}"
+    results: dict[str, Any] = {}
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{base}/api/v2/version", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        login = {"username": "bench", "password": "bench-password"}
+        token = httpx.post(f"{base}/auth/token", json=login).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        print(
+            f"2 cores, {args.workers} uvicorn workers, {args.concurrency} requests in flight, "
+            f"{args.seconds:g} s per call"
+        )
+        for name, path in (
+            ("dags", "/api/v2/dags?limit=100"),
+            ("dag_runs", "/api/v2/dags/bench_0007/dagRuns?limit=100"),
+        ):
+            row = asyncio.run(hammer(base + path, headers, args.seconds, args.concurrency))
+            results[name] = row
+            print(f"{name:<9} " + "  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        log.close()
+        shutil.rmtree(work, ignore_errors=True)
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"api-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(json.dumps(results, indent=2))
+    print(f"written to {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
