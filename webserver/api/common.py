@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import pydantic_core
 from fastapi import Depends, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import GenericFunction
+from starlette.concurrency import run_in_threadpool
+
+from tradewind.models.base import JsonText
 
 
-def db_session(request: Request) -> Iterator[Session]:
-    """A session per request; routes that write commit it themselves."""
+async def db_session(request: Request) -> AsyncIterator[Session]:
+    """A session per request; routes that write commit it themselves.
+
+    Async, so that making the session costs no hop to the thread pool (it connects only
+    when the route first uses it). Closing rolls back whatever the route left open,
+    which is I/O: done in the pool, and only when a connection was taken."""
     session: Session = request.app.state.factory()
     try:
         yield session
-    except BaseException:
-        session.rollback()
-        raise
     finally:
-        session.close()
+        if session.in_transaction():
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
 DbSession = Annotated[Session, Depends(db_session)]
@@ -33,7 +44,7 @@ class Page:
     offset: int
 
 
-def page(
+async def page(
     request: Request,
     limit: Annotated[int, Query(ge=0, description="Items per page (capped)")] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -103,9 +114,62 @@ def starts_with(column: InstrumentedAttribute[Any], pattern: str | None) -> Colu
 
 def paginate(session: Session, query: Select[Any], paging: Page) -> tuple[list[Any], int]:
     """One page of ``query`` and the count of every match."""
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
     rows = list(session.scalars(query.limit(paging.limit).offset(paging.offset)))
-    return rows, int(total or 0)
+    return rows, _count(session, query)
+
+
+def paginate_rows(
+    session: Session, query: Select[Any], paging: Page
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of a column query, as dicts, and the count of every match: one round trip
+    while the page has rows (the count rides along as a window function), executed as a
+    Core statement (the ORM's loading machinery has nothing to add to plain columns)."""
+    counted = query.add_columns(func.count().over().label("_total_entries"))
+    result = session.connection().execute(counted.limit(paging.limit).offset(paging.offset))
+    keys = list(result.keys())
+    rows = [dict(zip(keys, row, strict=True)) for row in result]
+    if rows:
+        total = rows[0]["_total_entries"]
+        for row in rows:
+            del row["_total_entries"]
+        return rows, int(total)
+    nothing_matched = paging.limit > 0 and paging.offset == 0
+    return [], 0 if nothing_matched else _count(session, query)
+
+
+def _count(session: Session, query: Select[Any]) -> int:
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    return int(total or 0)
+
+
+class json_array_agg(GenericFunction[Any]):  # noqa: N801 - SQL function names are lowercase
+    """The values of a group as a JSON array, read back as a list (None for no rows on
+    Postgres, ``[]`` on SQLite): ``json_agg`` or ``json_group_array``."""
+
+    type = JsonText()
+    inherit_cache = True
+
+
+@compiles(json_array_agg, "postgresql")
+def _json_array_agg_postgres(element: json_array_agg, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(json_agg({compiler.process(element.clauses, **kw)}) AS TEXT)"
+
+
+@compiles(json_array_agg, "sqlite")
+def _json_array_agg_sqlite(element: json_array_agg, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_group_array({compiler.process(element.clauses, **kw)})"
+
+
+def collection(model: type[BaseModel], **fields: Any) -> Response:
+    """A collection response serialized straight from plain values (see `present.dag`):
+    ``fields`` plus the defaults of ``model``'s optional fields (cursors and the like)."""
+    body = {
+        name: info.get_default(call_default_factory=True)
+        for name, info in model.model_fields.items()
+        if not info.is_required()
+    }
+    body.update(fields)
+    return Response(pydantic_core.to_json(body), media_type="application/json")
 
 
 def json_response(body: BaseModel) -> Response:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import Session
 
 from tradewind.dagruns import RunRequest, create_dag_run, set_run_state
@@ -20,14 +20,14 @@ from webserver.api.common import (
     DbSession,
     Paging,
     bad_request,
+    collection,
     conflict,
-    json_response,
     matches,
     not_found,
     order,
-    paginate,
+    paginate_rows,
 )
-from webserver.api.dags import find_dag, latest_version
+from webserver.api.dags import check_dag_exists, find_dag, latest_version
 from webserver.security import UserRole, Viewer
 
 router = APIRouter(tags=["DagRun"])
@@ -55,28 +55,17 @@ def find_run(session: Session, dag_id: str, run_id: str) -> DagRun:
     return run
 
 
+# Runs with their DAG's display name and version: one query for a run or a whole page.
+RUN_ROWS: Select[Any] = (
+    select(*present.DAG_RUN_COLUMNS)
+    .outerjoin(DagModel, DagModel.dag_id == DagRun.dag_id)
+    .outerjoin(DagVersion, DagVersion.id == DagRun.dag_version_id)
+)
+
+
 def respond(session: Session, run: DagRun) -> schemas.DAGRunResponse:
-    return respond_many(session, [run])[0]
-
-
-def respond_many(session: Session, runs: list[DagRun]) -> list[schemas.DAGRunResponse]:
-    """Runs with their DAG's display name and version, in two queries for the page."""
-    dag_ids = {r.dag_id for r in runs}
-    rows = session.execute(
-        select(DagModel.dag_id, DagModel.dag_display_name).where(DagModel.dag_id.in_(dag_ids))
-    ).all()
-    names: dict[str, str | None] = {row[0]: row[1] for row in rows}
-    version_ids = {r.dag_version_id for r in runs if r.dag_version_id}
-    versions = {
-        v.id: v for v in session.scalars(select(DagVersion).where(DagVersion.id.in_(version_ids)))
-    }
-    out = []
-    for run in runs:
-        shown = names.get(run.dag_id) or run.dag_id
-        version = versions.get(run.dag_version_id or "")
-        listed = [present.version(version, shown)] if version is not None else []
-        out.append(present.dag_run(run, shown, listed))
-    return out
+    row = session.execute(RUN_ROWS.where(DagRun.id == run.id)).one()
+    return schemas.DAGRunResponse.model_validate(present.dag_run(row._asdict()))
 
 
 @router.post("/dags/{dag_id}/dagRuns", response_model=schemas.DAGRunResponse)
@@ -153,9 +142,9 @@ def get_dag_runs(
     order_by: Annotated[list[str] | None, Query()] = None,
 ) -> schemas.DAGRunCollectionResponse:
     """Runs of a DAG, or of every DAG with ``dag_id`` ``~``."""
-    query = select(DagRun)
+    query = RUN_ROWS
     if dag_id != "~":
-        find_dag(session, dag_id)
+        check_dag_exists(session, dag_id)
         query = query.where(DagRun.dag_id == dag_id)
     conditions: list[ColumnElement[bool]] = [
         matches(DagRun.run_id, run_id_pattern),
@@ -181,11 +170,9 @@ def get_dag_runs(
         if strict_high is not None:
             conditions.append(column < _aware(strict_high, "lt"))
     query = order(query.where(*conditions), order_by, RUN_ORDER, ["id"], DagRun.id)
-    rows, total = paginate(session, query, paging)
-    body = schemas.DAGRunCollectionResponse(
-        dag_runs=respond_many(session, rows), total_entries=total
-    )
-    return json_response(body)  # type: ignore[return-value]
+    rows, total = paginate_rows(session, query, paging)
+    runs = [present.dag_run(row) for row in rows]
+    return collection(schemas.DAGRunCollectionResponse, dag_runs=runs, total_entries=total)  # type: ignore[return-value]
 
 
 def _aware(value: datetime, name: str) -> datetime:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy import Row, Select, func, select
+from sqlalchemy.orm import Session
 
 from tradewind.dags import set_paused
 from tradewind.models import DagModel, DagRun, DagTag, DagVersion
@@ -15,11 +15,11 @@ from webserver.api.common import (
     DbSession,
     Paging,
     bad_request,
-    json_response,
+    collection,
     matches,
     not_found,
     order,
-    paginate,
+    paginate_rows,
     starts_with,
 )
 from webserver.security import UserRole, Viewer
@@ -39,6 +39,22 @@ def find_dag(session: Session, dag_id: str) -> DagModel:
     if model is None:
         raise not_found(f"The Dag with ID: `{dag_id}` was not found")
     return model
+
+
+def check_dag_exists(session: Session, dag_id: str) -> None:
+    """404 unless the DAG exists (without loading it)."""
+    if session.scalar(select(DagModel.dag_id).where(DagModel.dag_id == dag_id)) is None:
+        raise not_found(f"The Dag with ID: `{dag_id}` was not found")
+
+
+def dag_row(session: Session, dag_id: str) -> Row[Any]:
+    """A DAG as `present.dag` reads it (404 if there is none)."""
+    row = session.execute(
+        select(*present.DAG_COLUMNS).where(DagModel.dag_id == dag_id)
+    ).one_or_none()
+    if row is None:
+        raise not_found(f"The Dag with ID: `{dag_id}` was not found")
+    return row
 
 
 def latest_version(session: Session, dag_id: str) -> DagVersion | None:
@@ -69,7 +85,7 @@ def get_dags(
     order_by: Annotated[list[str] | None, Query()] = None,
 ) -> schemas.DAGCollectionResponse:
     shown = func.coalesce(DagModel.dag_display_name, DagModel.dag_id)
-    query = select(DagModel).where(
+    query: Select[Any] = select(*present.DAG_COLUMNS).where(
         matches(DagModel.dag_id, dag_id_pattern),
         starts_with(DagModel.dag_id, dag_id_prefix_pattern),
         matches(shown, dag_display_name_pattern),  # type: ignore[arg-type]
@@ -93,26 +109,9 @@ def get_dags(
     if last_dag_run_state is not None:
         query = query.where(DagModel.dag_id.in_(_last_run_in_state(last_dag_run_state)))
     query = order(query, order_by, DAG_ORDER, ["dag_id"], DagModel.dag_id)
-    rows, total = paginate(session, query.options(lazyload(DagModel.tags)), paging)
-    page_tags = _tags_of(session, [m.dag_id for m in rows])
-    body = schemas.DAGCollectionResponse(
-        dags=[present.dag(m, page_tags.get(m.dag_id, [])) for m in rows], total_entries=total
-    )
-    return json_response(body)  # type: ignore[return-value]
-
-
-def _tags_of(session: Session, dag_ids: list[str]) -> dict[str, list[str]]:
-    """Every page's tags in one query (not one per DAG)."""
-    tags: dict[str, list[str]] = {}
-    if dag_ids:
-        rows = session.execute(
-            select(DagTag.dag_id, DagTag.name)
-            .where(DagTag.dag_id.in_(dag_ids))
-            .order_by(DagTag.dag_id, DagTag.name)
-        )
-        for dag_id, name in rows:
-            tags.setdefault(dag_id, []).append(name)
-    return tags
+    rows, total = paginate_rows(session, query, paging)
+    dags = [present.dag(row) for row in rows]
+    return collection(schemas.DAGCollectionResponse, dags=dags, total_entries=total)  # type: ignore[return-value]
 
 
 def _any_owner_matches(owners: list[str]) -> Any:
@@ -136,18 +135,18 @@ def _last_run_in_state(state: schemas.DagRunState) -> Any:
 
 @router.get("/dags/{dag_id}", response_model=schemas.DAGResponse)
 def get_dag(dag_id: str, session: DbSession, _: Viewer) -> schemas.DAGResponse:
-    return present.dag(find_dag(session, dag_id))
+    return present.dag(dag_row(session, dag_id)._asdict())  # type: ignore[return-value]
 
 
 @router.get("/dags/{dag_id}/details", response_model=schemas.DAGDetailsResponse)
 def get_dag_details(dag_id: str, session: DbSession, _: Viewer) -> schemas.DAGDetailsResponse:
-    model = find_dag(session, dag_id)
+    row = dag_row(session, dag_id)
     active = session.scalar(
         select(func.count())
         .select_from(DagRun)
         .where(DagRun.dag_id == dag_id, DagRun.state.in_(["queued", "running"]))
     )
-    return present.dag_details(model, latest_version(session, dag_id), int(active or 0))
+    return present.dag_details(row, latest_version(session, dag_id), int(active or 0))
 
 
 @router.patch("/dags/{dag_id}", response_model=schemas.DAGResponse)
@@ -160,11 +159,10 @@ def patch_dag(
 ) -> schemas.DAGResponse:
     if update_mask is not None and any(field != "is_paused" for field in update_mask):
         raise bad_request("Only `is_paused` field can be updated through the REST API")
-    model = find_dag(session, dag_id)
+    check_dag_exists(session, dag_id)
     set_paused(session, [dag_id], body.is_paused)
     session.commit()
-    session.refresh(model)
-    return present.dag(model)
+    return present.dag(dag_row(session, dag_id)._asdict())  # type: ignore[return-value]
 
 
 # --- tasks ------------------------------------------------------------------------------
@@ -187,7 +185,7 @@ TASK_ORDER = (
 
 
 def _tasks(session: Session, dag_id: str) -> list[dict[str, Any]]:
-    find_dag(session, dag_id)
+    check_dag_exists(session, dag_id)
     version = latest_version(session, dag_id)
     if version is None:
         raise not_found(f"The Dag with ID: `{dag_id}` has no parsed version")

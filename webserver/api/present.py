@@ -6,63 +6,94 @@ import hashlib
 from datetime import timedelta
 from typing import Any
 
-from tradewind.models import DagModel, DagRun, DagVersion
+from sqlalchemy import Row, select
+
+from tradewind.models import DagModel, DagRun, DagTag, DagVersion
 from webserver.api import schemas
+from webserver.api.common import json_array_agg
 
 # Schedules that produce runs on their own clock (what Airflow calls periodic).
 _NOT_PERIODIC = {"NullTimetable", "OnceTimetable", "ContinuousTimetable"}
+
+# A DAG's tag names in the same query as the DAG (one round trip for a whole page).
+_TAG_NAMES = (
+    select(json_array_agg(DagTag.name))
+    .where(DagTag.dag_id == DagModel.dag_id)
+    .scalar_subquery()
+    .label("tag_names")
+)
+# What `dag` reads: a DAG query selects these columns (rows, not ORM objects).
+DAG_COLUMNS = (
+    *(
+        getattr(DagModel, name)
+        for name in (
+            "dag_id",
+            "dag_display_name",
+            "is_paused",
+            "is_stale",
+            "last_parsed_time",
+            "last_parse_duration",
+            "bundle_name",
+            "relative_fileloc",
+            "fileloc",
+            "description",
+            "timetable_summary",
+            "timetable_description",
+            "timetable_type",
+            "max_active_tasks",
+            "max_active_runs",
+            "max_consecutive_failed_dag_runs",
+            "has_task_concurrency_limits",
+            "has_import_errors",
+            "next_dagrun_logical_date",
+            "next_dagrun_data_interval_start",
+            "next_dagrun_data_interval_end",
+            "next_dagrun_run_after",
+            "owners",
+        )
+    ),
+    _TAG_NAMES,
+)
 
 
 def display_name(model: DagModel) -> str:
     return model.dag_display_name or model.dag_id
 
 
-def dag(model: DagModel, tag_names: list[str] | None = None) -> schemas.DAGResponse:
-    """``tag_names`` when the caller loaded them for a whole page (else the relationship)."""
-    name = display_name(model)
-    names = tag_names if tag_names is not None else [t.name for t in model.tags]
-    periodic = (model.timetable_type or "NullTimetable") not in _NOT_PERIODIC
-    return schemas.DAGResponse(
-        dag_id=model.dag_id,
-        dag_display_name=name,
-        is_paused=model.is_paused,
-        is_stale=model.is_stale,
-        last_parsed_time=model.last_parsed_time,
-        last_parse_duration=model.last_parse_duration,
+def dag(fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a `schemas.DAGResponse` from a row of `DAG_COLUMNS` (as a dict, which
+    becomes the response).
+
+    A plain dict: a single DAG is validated by its route's response model, while a page
+    of a hundred is serialized directly (`common.collection`), because building and
+    validating models was most of a list's time. Every value comes from a typed column.
+    """
+    dag_id = fields["dag_id"]
+    name = fields["dag_display_name"] = fields["dag_display_name"] or dag_id
+    periodic = (fields.pop("timetable_type") or "NullTimetable") not in _NOT_PERIODIC
+    owners = fields.pop("owners") or "airflow"
+    run_after = fields["next_dagrun_run_after"]
+    if run_after is not None and run_after.year >= 9999:
+        run_after = None  # the far-future marker of "no more runs" is not a date to show
+    fields.update(
         last_expired=None,
-        bundle_name=model.bundle_name,
         bundle_version=None,
-        relative_fileloc=model.relative_fileloc,
-        fileloc=model.fileloc,
-        description=model.description,
-        timetable_summary=model.timetable_summary,
-        timetable_description=model.timetable_description,
         timetable_partitioned=False,
         timetable_periodic=periodic,
         tags=[
-            schemas.DagTagResponse(name=tag, dag_id=model.dag_id, dag_display_name=name)
-            for tag in names
+            {"name": tag, "dag_id": dag_id, "dag_display_name": name}
+            for tag in sorted(fields.pop("tag_names") or ())
         ],
-        max_active_tasks=model.max_active_tasks,
-        max_active_runs=model.max_active_runs,
-        max_consecutive_failed_dag_runs=model.max_consecutive_failed_dag_runs,
-        has_task_concurrency_limits=model.has_task_concurrency_limits,
-        has_import_errors=model.has_import_errors,
-        next_dagrun_logical_date=model.next_dagrun_logical_date,
-        next_dagrun_data_interval_start=model.next_dagrun_data_interval_start,
-        next_dagrun_data_interval_end=model.next_dagrun_data_interval_end,
-        next_dagrun_run_after=_real_date(model),
+        # The far-future marker of "no more runs" is not a date to show.
+        next_dagrun_run_after=None
+        if run_after is not None and run_after.year >= 9999
+        else run_after,
         allowed_run_types=None,
-        owners=[o.strip() for o in (model.owners or "airflow").split(",") if o.strip()],
+        owners=[o.strip() for o in owners.split(",") if o.strip()],
         is_backfillable=periodic,
-        file_token=hashlib.sha256(model.fileloc.encode()).hexdigest(),
+        file_token=hashlib.sha256(fields["fileloc"].encode()).hexdigest(),
     )
-
-
-def _real_date(model: DagModel) -> Any:
-    """The far-future marker of "no more runs" is not a date to show."""
-    value = model.next_dagrun_run_after
-    return None if value is not None and value.year >= 9999 else value
+    return fields
 
 
 def version(row: DagVersion, dag_display_name: str) -> schemas.DagVersionResponse:
@@ -78,12 +109,12 @@ def version(row: DagVersion, dag_display_name: str) -> schemas.DagVersionRespons
 
 
 def dag_details(
-    model: DagModel, latest: DagVersion | None, active_runs: int
+    row: Row[Any], latest: DagVersion | None, active_runs: int
 ) -> schemas.DAGDetailsResponse:
     raw: dict[str, Any] = latest.serialized if latest is not None else {}
     timeout = raw.get("dagrun_timeout")
     return schemas.DAGDetailsResponse(
-        **dag(model).model_dump(),
+        **dag(row._asdict()),
         catchup=bool(raw.get("catchup", False)),
         dag_run_timeout=iso_duration(timeout) if timeout is not None else None,
         asset_expression=None,
@@ -95,11 +126,13 @@ def dag_details(
         render_template_as_native_obj=bool(raw.get("render_template_as_native_obj", False)),
         template_search_path=raw.get("template_searchpath") or None,
         timezone=raw.get("timezone"),
-        last_parsed=model.last_parsed_time,
+        last_parsed=row.last_parsed_time,
         default_args=raw.get("default_args"),
         owner_links=raw.get("owner_links") or None,
-        concurrency=model.max_active_tasks,
-        latest_dag_version=version(latest, display_name(model)) if latest is not None else None,
+        concurrency=row.max_active_tasks,
+        latest_dag_version=(
+            version(latest, row.dag_display_name or row.dag_id) if latest is not None else None
+        ),
         active_runs_count=active_runs,
     )
 
@@ -166,34 +199,64 @@ def task(spec: dict[str, Any]) -> schemas.TaskResponse:
     )
 
 
-def dag_run(
-    run: DagRun, model_display_name: str, versions: list[schemas.DagVersionResponse]
-) -> schemas.DAGRunResponse:
-    duration = None
-    if run.start_date is not None and run.end_date is not None:
-        duration = (run.end_date - run.start_date).total_seconds()
-    triggered_by = run.triggered_by
-    if triggered_by not in {t.value for t in schemas.DagRunTriggeredByType}:
-        triggered_by = None
-    return schemas.DAGRunResponse(
-        dag_run_id=run.run_id,
-        dag_id=run.dag_id,
-        logical_date=run.logical_date,
-        queued_at=run.queued_at,
-        start_date=run.start_date,
-        end_date=run.end_date,
-        duration=duration,
-        data_interval_start=run.data_interval_start,
-        data_interval_end=run.data_interval_end,
-        run_after=run.run_after,
-        last_scheduling_decision=run.last_scheduling_decision,
-        run_type=schemas.DagRunType(run.run_type),
-        state=schemas.DagRunState(run.state),
-        triggered_by=schemas.DagRunTriggeredByType(triggered_by) if triggered_by else None,
-        triggering_user_name=run.triggering_user_name,
-        conf=run.conf,
-        note=run.note,
+# What `dag_run` reads: a run's columns, its DAG's display name and its version's.
+DAG_RUN_COLUMNS = (
+    *(
+        getattr(DagRun, name)
+        for name in (
+            "run_id",
+            "dag_id",
+            "logical_date",
+            "queued_at",
+            "start_date",
+            "end_date",
+            "data_interval_start",
+            "data_interval_end",
+            "run_after",
+            "last_scheduling_decision",
+            "run_type",
+            "state",
+            "triggered_by",
+            "triggering_user_name",
+            "conf",
+            "note",
+            "dag_version_id",
+        )
+    ),
+    DagModel.dag_display_name,
+    DagVersion.version_number,
+    DagVersion.created_at.label("version_created_at"),
+)
+_TRIGGERED_BY = {t.value for t in schemas.DagRunTriggeredByType}
+
+
+def dag_run(fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a `schemas.DAGRunResponse` from a row of `DAG_RUN_COLUMNS` (the run
+    outer-joined to its DAG and version, as a dict); a plain dict, as `dag` explains."""
+    start, end = fields["start_date"], fields["end_date"]
+    shown = fields["dag_display_name"] = fields["dag_display_name"] or fields["dag_id"]
+    version_id = fields.pop("dag_version_id")
+    number, created = fields.pop("version_number"), fields.pop("version_created_at")
+    versions = []
+    if number is not None:
+        versions.append(
+            {
+                "id": version_id,
+                "version_number": number,
+                "dag_id": fields["dag_id"],
+                "bundle_name": "dags-folder",
+                "bundle_version": None,
+                "created_at": created,
+                "dag_display_name": shown,
+                "bundle_url": None,
+            }
+        )
+    if fields["triggered_by"] not in _TRIGGERED_BY:
+        fields["triggered_by"] = None
+    fields.update(
+        dag_run_id=fields.pop("run_id"),
+        duration=(end - start).total_seconds() if start and end else None,
         dag_versions=versions,
         bundle_version=None,
-        dag_display_name=model_display_name,
     )
+    return fields
