@@ -91,10 +91,20 @@ async def _credentials(request: Request) -> schemas.LoginBody:
         raise RequestValidationError(errors) from None
 
 
+# The body is read by hand (JSON or a form), so FastAPI does not document its 422 itself.
+_VALIDATION_ERROR = {
+    "description": "Validation Error",
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
+    },
+}
+
+
 @router.post(
     "/auth/token",
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.LoginResponse,
+    responses={**schemas.errors(401, 415, 429), 422: _VALIDATION_ERROR},
     openapi_extra={
         "requestBody": {
             "required": True,

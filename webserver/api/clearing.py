@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -13,14 +13,18 @@ from tradewind.models import DagRun, DagVersion, TaskInstance
 from tradewind.models.base import utcnow
 from tradewind.state import DagRunState, TaskInstanceState
 from webserver.api import schemas
-from webserver.api.common import DbSession, bad_request, conflict
+from webserver.api.common import DbSession, bad_request, conflict, refuse_nul_in_url
 from webserver.api.dag_runs import find_run
 from webserver.api.dag_runs import respond as respond_run
 from webserver.api.dags import find_dag
 from webserver.api.task_instances import _Context, find_instance, respond
 from webserver.security import UserRole
 
-router = APIRouter(tags=["TaskInstance"])
+router = APIRouter(
+    tags=["TaskInstance"],
+    dependencies=[Depends(refuse_nul_in_url)],
+    responses=schemas.errors(400, 401, 403),
+)
 TI = TaskInstanceState
 
 
@@ -58,6 +62,7 @@ def _collection(session: Session, rows: list[TaskInstance]) -> list[schemas.Task
 @router.patch(
     "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}",
     response_model=schemas.TaskInstanceCollectionResponse,
+    responses=schemas.errors(404, 409),
 )
 def patch_task_instance(
     dag_id: str,
@@ -66,7 +71,7 @@ def patch_task_instance(
     body: schemas.PatchTaskInstanceBody,
     session: DbSession,
     _: UserRole,
-    map_index: int = -1,
+    map_index: Annotated[schemas.MapIndex, Query()] = -1,
     update_mask: Annotated[list[str] | None, Query()] = None,
 ) -> schemas.TaskInstanceCollectionResponse:
     """Mark an instance (and, if asked, its relatives) success, failed or skipped, and/or
@@ -115,6 +120,7 @@ def patch_task_instance(
 @router.post(
     "/dags/{dag_id}/clearTaskInstances",
     response_model=schemas.TaskInstanceCollectionResponse,
+    responses=schemas.errors(404, 409),
 )
 def post_clear_task_instances(
     dag_id: str, body: schemas.ClearTaskInstancesBody, session: DbSession, _: UserRole
@@ -176,7 +182,11 @@ def _select(
     return sorted(rows, key=lambda r: (r.run_id, r.task_id, r.map_index))
 
 
-@router.post("/dags/{dag_id}/dagRuns/{dag_run_id}/clear", tags=["DagRun"])
+@router.post(
+    "/dags/{dag_id}/dagRuns/{dag_run_id}/clear",
+    responses=schemas.errors(404),
+    tags=["DagRun"],
+)
 def clear_dag_run(
     dag_id: str, dag_run_id: str, body: schemas.DAGRunClearBody, session: DbSession, _: UserRole
 ) -> schemas.ClearTaskInstanceCollectionResponse | schemas.DAGRunResponse:

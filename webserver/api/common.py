@@ -17,6 +17,7 @@ from sqlalchemy.sql.functions import GenericFunction
 from starlette.concurrency import run_in_threadpool
 
 from tradewind.models.base import JsonText
+from webserver.api.schemas import DB_INT_MAX
 
 
 async def db_session(request: Request) -> AsyncIterator[Session]:
@@ -44,10 +45,18 @@ class Page:
     offset: int
 
 
+async def refuse_nul_in_url(request: Request) -> None:
+    """A router dependency for a route's path and query: a NUL character is a 400, not a
+    500 from the database. URLs decode to valid strings, so only NUL needs checking."""
+    query = [text for item in request.query_params.multi_items() for text in item]
+    if any("\x00" in part for part in [request.scope["path"], *query]):
+        raise bad_request("A NUL character is not allowed in a URL")
+
+
 async def page(
     request: Request,
     limit: Annotated[int, Query(ge=0, description="Items per page (capped)")] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=DB_INT_MAX)] = 0,
 ) -> Page:
     """``limit`` is capped silently at the configured maximum, as Airflow does."""
     return Page(min(limit, request.app.state.settings.api_maximum_page_limit), offset)

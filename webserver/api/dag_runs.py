@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import Session
 
@@ -26,11 +26,16 @@ from webserver.api.common import (
     not_found,
     order,
     paginate_rows,
+    refuse_nul_in_url,
 )
 from webserver.api.dags import check_dag_exists, find_dag, latest_version
 from webserver.security import UserRole, Viewer
 
-router = APIRouter(tags=["DagRun"])
+router = APIRouter(
+    tags=["DagRun"],
+    dependencies=[Depends(refuse_nul_in_url)],
+    responses=schemas.errors(400, 401, 403),
+)
 
 RUN_ORDER: dict[str, Any] = {
     "id": DagRun.id,
@@ -68,7 +73,11 @@ def respond(session: Session, run: DagRun) -> schemas.DAGRunResponse:
     return schemas.DAGRunResponse.model_validate(present.dag_run(row._asdict()))
 
 
-@router.post("/dags/{dag_id}/dagRuns", response_model=schemas.DAGRunResponse)
+@router.post(
+    "/dags/{dag_id}/dagRuns",
+    response_model=schemas.DAGRunResponse,
+    responses=schemas.errors(404, 409),
+)
 def trigger_dag_run(
     dag_id: str, body: schemas.TriggerDAGRunPostBody, session: DbSession, principal: UserRole
 ) -> schemas.DAGRunResponse:
@@ -107,7 +116,11 @@ def trigger_dag_run(
     return respond(session, run)
 
 
-@router.get("/dags/{dag_id}/dagRuns/{dag_run_id}", response_model=schemas.DAGRunResponse)
+@router.get(
+    "/dags/{dag_id}/dagRuns/{dag_run_id}",
+    response_model=schemas.DAGRunResponse,
+    responses=schemas.errors(404),
+)
 def get_dag_run(
     dag_id: str, dag_run_id: str, session: DbSession, _: Viewer
 ) -> schemas.DAGRunResponse:
@@ -117,7 +130,11 @@ def get_dag_run(
 DateQuery = Annotated[datetime | None, Query()]
 
 
-@router.get("/dags/{dag_id}/dagRuns", response_model=schemas.DAGRunCollectionResponse)
+@router.get(
+    "/dags/{dag_id}/dagRuns",
+    response_model=schemas.DAGRunCollectionResponse,
+    responses=schemas.errors(404),
+)
 def get_dag_runs(
     dag_id: str,
     session: DbSession,
@@ -181,7 +198,11 @@ def _aware(value: datetime, name: str) -> datetime:
     return value
 
 
-@router.patch("/dags/{dag_id}/dagRuns/{dag_run_id}", response_model=schemas.DAGRunResponse)
+@router.patch(
+    "/dags/{dag_id}/dagRuns/{dag_run_id}",
+    response_model=schemas.DAGRunResponse,
+    responses=schemas.errors(404),
+)
 def patch_dag_run(
     dag_id: str,
     dag_run_id: str,
@@ -208,6 +229,7 @@ def patch_dag_run(
     "/dags/{dag_id}/dagRuns/{dag_run_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
+    responses=schemas.errors(404, 409),
 )
 def delete_dag_run(dag_id: str, dag_run_id: str, session: DbSession, _: UserRole) -> Response:
     run = find_run(session, dag_id, dag_run_id)

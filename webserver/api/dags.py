@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from sqlalchemy import Row, Select, func, select
 from sqlalchemy.orm import Session
 
@@ -20,11 +20,16 @@ from webserver.api.common import (
     not_found,
     order,
     paginate_rows,
+    refuse_nul_in_url,
     starts_with,
 )
 from webserver.security import UserRole, Viewer
 
-router = APIRouter(tags=["DAG"])
+router = APIRouter(
+    tags=["DAG"],
+    dependencies=[Depends(refuse_nul_in_url)],
+    responses=schemas.errors(400, 401, 403),
+)
 
 DAG_ORDER: dict[str, Any] = {
     "dag_id": DagModel.dag_id,
@@ -133,12 +138,16 @@ def _last_run_in_state(state: schemas.DagRunState) -> Any:
     )
 
 
-@router.get("/dags/{dag_id}", response_model=schemas.DAGResponse)
+@router.get("/dags/{dag_id}", response_model=schemas.DAGResponse, responses=schemas.errors(404))
 def get_dag(dag_id: str, session: DbSession, _: Viewer) -> schemas.DAGResponse:
     return present.dag(dag_row(session, dag_id)._asdict())  # type: ignore[return-value]
 
 
-@router.get("/dags/{dag_id}/details", response_model=schemas.DAGDetailsResponse)
+@router.get(
+    "/dags/{dag_id}/details",
+    response_model=schemas.DAGDetailsResponse,
+    responses=schemas.errors(404),
+)
 def get_dag_details(dag_id: str, session: DbSession, _: Viewer) -> schemas.DAGDetailsResponse:
     row = dag_row(session, dag_id)
     active = session.scalar(
@@ -149,7 +158,7 @@ def get_dag_details(dag_id: str, session: DbSession, _: Viewer) -> schemas.DAGDe
     return present.dag_details(row, latest_version(session, dag_id), int(active or 0))
 
 
-@router.patch("/dags/{dag_id}", response_model=schemas.DAGResponse)
+@router.patch("/dags/{dag_id}", response_model=schemas.DAGResponse, responses=schemas.errors(404))
 def patch_dag(
     dag_id: str,
     body: schemas.DAGPatchBody,
@@ -192,7 +201,12 @@ def _tasks(session: Session, dag_id: str) -> list[dict[str, Any]]:
     return list(version.serialized.get("tasks", []))
 
 
-@router.get("/dags/{dag_id}/tasks", response_model=schemas.TaskCollectionResponse, tags=["Task"])
+@router.get(
+    "/dags/{dag_id}/tasks",
+    response_model=schemas.TaskCollectionResponse,
+    tags=["Task"],
+    responses=schemas.errors(404),
+)
 def get_tasks(
     dag_id: str, session: DbSession, _: Viewer, order_by: str = "task_id"
 ) -> schemas.TaskCollectionResponse:
@@ -212,7 +226,12 @@ def get_tasks(
     )
 
 
-@router.get("/dags/{dag_id}/tasks/{task_id}", response_model=schemas.TaskResponse, tags=["Task"])
+@router.get(
+    "/dags/{dag_id}/tasks/{task_id}",
+    response_model=schemas.TaskResponse,
+    tags=["Task"],
+    responses=schemas.errors(404),
+)
 def get_task(dag_id: str, task_id: str, session: DbSession, _: Viewer) -> schemas.TaskResponse:
     for spec in _tasks(session, dag_id):
         if spec["task_id"] == task_id:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -25,11 +25,14 @@ from webserver.api.common import (
     not_found,
     order,
     paginate,
+    refuse_nul_in_url,
     starts_with,
 )
 from webserver.security import Op, Viewer
 
-router = APIRouter()
+router = APIRouter(
+    dependencies=[Depends(refuse_nul_in_url)], responses=schemas.errors(400, 401, 403)
+)
 MASK = "***"
 DEFAULT_POOL = "default_pool"
 TI = TaskInstanceState
@@ -72,7 +75,19 @@ def _find_variable(session: Session, key: str) -> VariableModel:
 
 def _text(value: Any) -> str:
     """Variables hold text; other JSON values are stored encoded (read back as text)."""
-    return value if isinstance(value, str) else json.dumps(value)
+    if not isinstance(value, str):
+        return json.dumps(value)
+    if "\x00" in value or _has_surrogate(value):
+        raise bad_request("value: a NUL character or a lone surrogate cannot be stored")
+    return value
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 @router.get("/variables", response_model=schemas.VariableCollectionResponse, tags=["Variable"])
@@ -96,7 +111,12 @@ def get_variables(
     )
 
 
-@router.get("/variables/{variable_key}", response_model=schemas.VariableResponse, tags=["Variable"])
+@router.get(
+    "/variables/{variable_key}",
+    response_model=schemas.VariableResponse,
+    responses=schemas.errors(404),
+    tags=["Variable"],
+)
 def get_variable(
     request: Request, variable_key: str, session: DbSession, _: Viewer
 ) -> schemas.VariableResponse:
@@ -107,6 +127,7 @@ def get_variable(
     "/variables",
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.VariableResponse,
+    responses=schemas.errors(409),
     tags=["Variable"],
 )
 def post_variable(
@@ -121,7 +142,10 @@ def post_variable(
 
 
 @router.patch(
-    "/variables/{variable_key}", response_model=schemas.VariableResponse, tags=["Variable"]
+    "/variables/{variable_key}",
+    response_model=schemas.VariableResponse,
+    responses=schemas.errors(404),
+    tags=["Variable"],
 )
 def patch_variable(
     request: Request,
@@ -149,6 +173,7 @@ def patch_variable(
     "/variables/{variable_key}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
+    responses=schemas.errors(404),
     tags=["Variable"],
 )
 def delete_variable(variable_key: str, session: DbSession, _: Op) -> Response:
@@ -250,6 +275,7 @@ def get_connections(
 @router.get(
     "/connections/{connection_id}",
     response_model=schemas.ConnectionResponse,
+    responses=schemas.errors(404),
     tags=["Connection"],
 )
 def get_connection(
@@ -262,6 +288,7 @@ def get_connection(
     "/connections",
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.ConnectionResponse,
+    responses=schemas.errors(409),
     tags=["Connection"],
 )
 def post_connection(
@@ -281,6 +308,7 @@ def post_connection(
 @router.patch(
     "/connections/{connection_id}",
     response_model=schemas.ConnectionResponse,
+    responses=schemas.errors(404),
     tags=["Connection"],
 )
 def patch_connection(
@@ -307,6 +335,7 @@ def patch_connection(
     "/connections/{connection_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
+    responses=schemas.errors(404),
     tags=["Connection"],
 )
 def delete_connection(connection_id: str, session: DbSession, _: Op) -> Response:
@@ -384,7 +413,12 @@ def get_pools(
     return schemas.PoolCollectionResponse(pools=_pools(session, rows), total_entries=total)
 
 
-@router.get("/pools/{pool_name}", response_model=schemas.PoolResponse, tags=["Pool"])
+@router.get(
+    "/pools/{pool_name}",
+    response_model=schemas.PoolResponse,
+    responses=schemas.errors(404),
+    tags=["Pool"],
+)
 def get_pool(pool_name: str, session: DbSession, _: Viewer) -> schemas.PoolResponse:
     return _pools(session, [_find_pool(session, pool_name)])[0]
 
@@ -393,6 +427,7 @@ def get_pool(pool_name: str, session: DbSession, _: Viewer) -> schemas.PoolRespo
     "/pools",
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.PoolResponse,
+    responses=schemas.errors(409),
     tags=["Pool"],
 )
 def post_pool(body: schemas.PoolBody, session: DbSession, _: Op) -> schemas.PoolResponse:
@@ -409,7 +444,12 @@ def post_pool(body: schemas.PoolBody, session: DbSession, _: Op) -> schemas.Pool
     return _pools(session, [row])[0]
 
 
-@router.patch("/pools/{pool_name}", response_model=schemas.PoolResponse, tags=["Pool"])
+@router.patch(
+    "/pools/{pool_name}",
+    response_model=schemas.PoolResponse,
+    responses=schemas.errors(404),
+    tags=["Pool"],
+)
 def patch_pool(
     pool_name: str,
     body: schemas.PoolPatchBody,
@@ -441,6 +481,7 @@ def patch_pool(
     "/pools/{pool_name}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
+    responses=schemas.errors(404),
     tags=["Pool"],
 )
 def delete_pool(pool_name: str, session: DbSession, _: Op) -> Response:
@@ -499,10 +540,11 @@ def get_import_errors(
 @router.get(
     "/importErrors/{import_error_id}",
     response_model=schemas.ImportErrorResponse,
+    responses=schemas.errors(404),
     tags=["ImportError"],
 )
 def get_import_error(
-    import_error_id: int, session: DbSession, _: Viewer
+    import_error_id: Annotated[schemas.RowId, Path()], session: DbSession, _: Viewer
 ) -> schemas.ImportErrorResponse:
     row = session.get(ParseImportError, import_error_id)
     if row is None:

@@ -9,13 +9,34 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+# Text the metadata database can store: Postgres refuses a NUL character, and no database
+# takes a lone surrogate (which fails as "not a valid string" once a pattern applies).
+Text = Annotated[str, Field(pattern=r"^[^\x00]*$")]
+
+
+# The widest value of the metadata database's integer columns (a Postgres INTEGER): a larger
+# map index, try number, id or slot count could match or fit no row, and SQLite's driver
+# cannot even bind one past 2**63.
+DB_INT_MAX = 2**31 - 1
+MapIndex = Annotated[int, Field(ge=-1, le=DB_INT_MAX)]
+TryNumber = Annotated[int, Field(ge=0, le=DB_INT_MAX)]
+RowId = Annotated[int, Field(ge=1, le=DB_INT_MAX)]
+Slots = Annotated[int, Field(ge=-1, le=DB_INT_MAX)]
+
+
+def _not_null(schema: dict[str, Any]) -> None:
+    """Documents an optional field as one that may be left out but not sent as null
+    (the route refuses a null)."""
+    schema.update(next(s for s in schema.pop("anyOf") if s.get("type") != "null"))
 
 
 # --- enums ------------------------------------------------------------------------------
@@ -59,12 +80,26 @@ class TagsMatchMode(enum.StrEnum):
     ALL = "all"
 
 
+# --- errors -----------------------------------------------------------------------------
+
+
+class HTTPExceptionResponse(BaseModel):
+    """The body of an error answer (a 422 has FastAPI's list of validation errors)."""
+
+    detail: str | dict[str, Any]
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The error answers a route may give, for its OpenAPI document (as Airflow's has them)."""
+    return {code: {"model": HTTPExceptionResponse} for code in codes}
+
+
 # --- auth, health, version ------------------------------------------------------------
 
 
 class LoginBody(Body):
-    username: str = Field(min_length=1, max_length=256)
-    password: str = Field(min_length=1, max_length=1024)
+    username: Text = Field(min_length=1, max_length=256)
+    password: Text = Field(min_length=1, max_length=1024)
 
 
 class LoginResponse(BaseModel):
@@ -267,13 +302,35 @@ class DAGRunCollectionResponse(BaseModel):
 class TriggerDAGRunPostBody(Body):
     # The key is required (the client always sends it); null means "no logical date".
     logical_date: AwareDatetime | None
-    dag_run_id: str | None = Field(default=None, min_length=1, max_length=250)
+    dag_run_id: Text | None = Field(default=None, min_length=1, max_length=250)
     data_interval_start: AwareDatetime | None = None
     data_interval_end: AwareDatetime | None = None
     run_after: AwareDatetime | None = None
     conf: dict[str, Any] | None = None
-    note: str | None = Field(default=None, max_length=1000)
-    partition_key: str | None = None
+    note: Text | None = Field(default=None, max_length=1000)
+    partition_key: Text | None = None
+
+    # The document says what the validator below checks, as far as JSON Schema can: the
+    # two ends of the interval come together or not at all (not that start <= end).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "properties": {
+                        "data_interval_start": {"type": "null"},
+                        "data_interval_end": {"type": "null"},
+                    }
+                },
+                {
+                    "required": ["data_interval_start", "data_interval_end"],
+                    "properties": {
+                        "data_interval_start": {"type": "string"},
+                        "data_interval_end": {"type": "string"},
+                    },
+                },
+            ]
+        }
+    )
 
     @model_validator(mode="after")
     def _interval_in_pairs(self) -> TriggerDAGRunPostBody:
@@ -290,7 +347,7 @@ class TriggerDAGRunPostBody(Body):
 
 class DAGRunPatchBody(Body):
     state: DagRunMutableState | None = None
-    note: str | None = Field(default=None, max_length=1000)
+    note: Text | None = Field(default=None, max_length=1000)
 
 
 # --- task instances, logs, XCom ------------------------------------------------------------
@@ -398,9 +455,9 @@ class XComCollectionResponse(BaseModel):
 
 
 class VariableBody(Body):
-    key: str = Field(min_length=1, max_length=250)
+    key: Text = Field(min_length=1, max_length=250)
     value: Any
-    description: str | None = None
+    description: Text | None = None
 
 
 class VariableResponse(BaseModel):
@@ -418,15 +475,15 @@ class VariableCollectionResponse(BaseModel):
 
 class ConnectionBody(Body):
     connection_id: str = Field(min_length=1, max_length=200, pattern=r"^[\w.-]+$")
-    conn_type: str = Field(min_length=1, max_length=500)
-    description: str | None = None
-    host: str | None = Field(default=None, max_length=500)
-    login: str | None = None
+    conn_type: Text = Field(min_length=1, max_length=500)
+    description: Text | None = None
+    host: Text | None = Field(default=None, max_length=500)
+    login: Text | None = None
     # JSON key "schema" (as Airflow's); the attribute may not shadow BaseModel.schema.
-    schema_: str | None = Field(default=None, alias="schema", max_length=500)
+    schema_: Text | None = Field(default=None, alias="schema", max_length=500)
     port: int | None = Field(default=None, ge=0, le=65535)
-    password: str | None = None
-    extra: str | None = None
+    password: Text | None = None
+    extra: Text | None = None
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -450,17 +507,17 @@ class ConnectionCollectionResponse(BaseModel):
 
 
 class PoolBody(Body):
-    name: str = Field(min_length=1, max_length=256)
-    slots: int = Field(ge=-1)
-    description: str | None = None
+    name: Text = Field(min_length=1, max_length=256)
+    slots: Slots
+    description: Text | None = None
     include_deferred: bool = False
 
 
 class PoolPatchBody(Body):
-    pool: str | None = Field(default=None, min_length=1, max_length=256)
-    slots: int | None = Field(default=None, ge=-1)
-    description: str | None = None
-    include_deferred: bool | None = None
+    pool: Text | None = Field(default=None, min_length=1, max_length=256)
+    slots: Slots | None = Field(default=None, json_schema_extra=_not_null)
+    description: Text | None = None
+    include_deferred: bool | None = Field(default=None, json_schema_extra=_not_null)
 
 
 class PoolResponse(BaseModel):
@@ -505,8 +562,8 @@ class MarkableState(enum.StrEnum):
 
 
 class PatchTaskInstanceBody(Body):
-    new_state: MarkableState | None = None
-    note: str | None = Field(default=None, max_length=1000)
+    new_state: MarkableState | None = Field(default=None, json_schema_extra=_not_null)
+    note: Text | None = Field(default=None, max_length=1000)
     include_upstream: bool = False
     include_downstream: bool = False
     include_future: bool = False
@@ -526,15 +583,15 @@ class ClearTaskInstancesBody(Body):
     only_failed: bool = True
     only_running: bool = False
     reset_dag_runs: bool = True
-    task_ids: list[str | tuple[str, int]] | None = None
-    dag_run_id: str | None = None
+    task_ids: list[Text | tuple[Text, int]] | None = None
+    dag_run_id: Text | None = None
     include_upstream: bool = False
     include_downstream: bool = False
     include_future: bool = False
     include_past: bool = False
     run_on_latest_version: bool | None = None
     prevent_running_task: bool = False
-    note: str | None = Field(default=None, max_length=1000)
+    note: Text | None = Field(default=None, max_length=1000)
 
 
 class DAGRunClearBody(Body):
@@ -542,7 +599,7 @@ class DAGRunClearBody(Body):
     only_failed: bool = False
     only_new: bool = False
     run_on_latest_version: bool | None = None
-    note: str | None = Field(default=None, max_length=1000)
+    note: Text | None = Field(default=None, max_length=1000)
 
 
 class ClearTaskInstanceCollectionResponse(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import jwt
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
@@ -28,11 +28,16 @@ from webserver.api.common import (
     matches,
     not_found,
     order,
+    refuse_nul_in_url,
 )
 from webserver.api.dag_runs import find_run
 from webserver.security import Viewer
 
-router = APIRouter(tags=["TaskInstance"])
+router = APIRouter(
+    tags=["TaskInstance"],
+    dependencies=[Depends(refuse_nul_in_url)],
+    responses=schemas.errors(400, 401, 403),
+)
 TI = TaskInstanceState
 
 TI_ORDER: dict[str, Any] = {
@@ -147,6 +152,7 @@ def _instances(dag_id: str, run_id: str) -> Any:
 @router.get(
     "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances",
     response_model=schemas.TaskInstanceCollectionResponse,
+    responses=schemas.errors(404),
 )
 def get_task_instances(
     dag_id: str,
@@ -158,8 +164,8 @@ def get_task_instances(
     state: Annotated[list[str] | None, Query()] = None,
     pool: Annotated[list[str] | None, Query()] = None,
     queue: Annotated[list[str] | None, Query()] = None,
-    map_index: Annotated[list[int] | None, Query()] = None,
-    try_number: Annotated[list[int] | None, Query()] = None,
+    map_index: Annotated[list[schemas.MapIndex] | None, Query()] = None,
+    try_number: Annotated[list[schemas.TryNumber] | None, Query()] = None,
     task_display_name_pattern: str | None = None,
     order_by: Annotated[list[str] | None, Query()] = None,
 ) -> schemas.TaskInstanceCollectionResponse:
@@ -223,6 +229,7 @@ def find_instance(
 @router.get(
     "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}",
     response_model=schemas.TaskInstanceResponse,
+    responses=schemas.errors(404),
 )
 def get_task_instance(
     dag_id: str, dag_run_id: str, task_id: str, session: DbSession, _: Viewer
@@ -234,6 +241,7 @@ def get_task_instance(
 @router.get(
     "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/tries",
     response_model=schemas.TaskInstanceHistoryCollectionResponse,
+    responses=schemas.errors(404),
 )
 def get_task_instance_tries(
     dag_id: str,
@@ -241,7 +249,7 @@ def get_task_instance_tries(
     task_id: str,
     session: DbSession,
     _: Viewer,
-    map_index: int = -1,
+    map_index: Annotated[schemas.MapIndex, Query()] = -1,
 ) -> schemas.TaskInstanceHistoryCollectionResponse:
     """Every try of an instance: the archived ones, then the current one."""
     row, _run = find_instance(session, dag_id, dag_run_id, task_id, map_index)
@@ -268,17 +276,18 @@ _LOG_AUDIENCE = "tradewind-log"
 @router.get(
     "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/logs/{try_number}",
     response_model=schemas.TaskInstancesLogResponse,
+    responses=schemas.errors(404),
 )
 def get_log(
     request: Request,
     dag_id: str,
     dag_run_id: str,
     task_id: str,
-    try_number: Annotated[int, Path(ge=0)],
+    try_number: Annotated[schemas.TryNumber, Path()],
     session: DbSession,
     _: Viewer,
     full_content: bool = False,
-    map_index: int = -1,
+    map_index: Annotated[schemas.MapIndex, Query()] = -1,
     token: str | None = None,
 ) -> schemas.TaskInstancesLogResponse:
     """The log lines of one try, as shipped while it ran. While the try runs, the answer
@@ -376,7 +385,7 @@ def get_xcom_entries(
     _: Viewer,
     paging: Paging,
     xcom_key: str | None = None,
-    map_index: int | None = None,
+    map_index: Annotated[schemas.MapIndex | None, Query()] = None,
     xcom_key_pattern: str | None = None,
     order_by: Annotated[list[str] | None, Query()] = None,
 ) -> schemas.XComCollectionResponse:
@@ -400,6 +409,7 @@ def get_xcom_entries(
 @router.get(
     "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries/{xcom_key}",
     response_model=schemas.XComResponseNative,
+    responses=schemas.errors(404),
     tags=["XCom"],
 )
 def get_xcom_entry(
@@ -409,7 +419,7 @@ def get_xcom_entry(
     xcom_key: str,
     session: DbSession,
     _: Viewer,
-    map_index: Annotated[int, Query(ge=-1)] = -1,
+    map_index: Annotated[schemas.MapIndex, Query()] = -1,
     deserialize: bool = False,
     stringify: bool = False,
 ) -> schemas.XComResponseNative:
@@ -429,9 +439,15 @@ def get_xcom_entry(
 @router.get(
     "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}",
     response_model=schemas.TaskInstanceResponse,
+    responses=schemas.errors(404),
 )
 def get_mapped_task_instance(
-    dag_id: str, dag_run_id: str, task_id: str, map_index: int, session: DbSession, _: Viewer
+    dag_id: str,
+    dag_run_id: str,
+    task_id: str,
+    map_index: Annotated[schemas.MapIndex, Path()],
+    session: DbSession,
+    _: Viewer,
 ) -> schemas.TaskInstanceResponse:
     row, run = find_instance(session, dag_id, dag_run_id, task_id, map_index)
     return respond(row, run, _Context(session, [row]))
