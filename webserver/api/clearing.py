@@ -16,7 +16,7 @@ from webserver.api import schemas
 from webserver.api.common import DbSession, bad_request, conflict, refuse_nul_in_url
 from webserver.api.dag_runs import find_run
 from webserver.api.dag_runs import respond as respond_run
-from webserver.api.dags import find_dag
+from webserver.api.dags import check_dag_exists
 from webserver.api.task_instances import _Context, find_instance, respond
 from webserver.security import UserRole
 
@@ -127,7 +127,7 @@ def post_clear_task_instances(
 ) -> schemas.TaskInstanceCollectionResponse:
     """Clear instances of a DAG so they run again (``dry_run``, the default, only says
     which). By default only failed ones, in every run unless ``dag_run_id`` is given."""
-    find_dag(session, dag_id)
+    check_dag_exists(session, dag_id)
     runs_query = select(DagRun).where(DagRun.dag_id == dag_id)
     if body.dag_run_id is not None:
         run = find_run(session, dag_id, body.dag_run_id)

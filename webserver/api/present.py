@@ -56,10 +56,6 @@ DAG_COLUMNS = (
 )
 
 
-def display_name(model: DagModel) -> str:
-    return model.dag_display_name or model.dag_id
-
-
 def dag(fields: dict[str, Any]) -> dict[str, Any]:
     """The fields of a `schemas.DAGResponse` from a row of `DAG_COLUMNS` (as a dict, which
     becomes the response).

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from tradewind.crypto import api_secret_for
 from tradewind.models import (
     DagModel,
     DagRun,
@@ -31,7 +30,7 @@ from webserver.api.common import (
     refuse_nul_in_url,
 )
 from webserver.api.dag_runs import find_run
-from webserver.security import Viewer
+from webserver.security import Viewer, signing_key
 
 router = APIRouter(
     tags=["TaskInstance"],
@@ -300,7 +299,7 @@ def get_log(
     if token is not None and not full_content:
         try:
             claims = jwt.decode(
-                token, api_secret_for(settings), algorithms=["HS512"], audience=_LOG_AUDIENCE
+                token, signing_key(settings), algorithms=["HS512"], audience=_LOG_AUDIENCE
             )
             after = int(claims["log_pos"])
         except (jwt.PyJWTError, KeyError, TypeError, ValueError):
@@ -325,7 +324,7 @@ def get_log(
     next_token = None
     if still_writing:
         next_token = jwt.encode(
-            {"log_pos": last, "aud": _LOG_AUDIENCE}, api_secret_for(settings), algorithm="HS512"
+            {"log_pos": last, "aud": _LOG_AUDIENCE}, signing_key(settings), algorithm="HS512"
         )
     return schemas.TaskInstancesLogResponse(content=lines, continuation_token=next_token)
 
