@@ -103,6 +103,17 @@ class Settings(BaseSettings):
     api_maximum_page_limit: int = Field(
         default=100, ge=1, description="Largest page a list endpoint returns."
     )
+    ui_session_seconds: int = Field(
+        default=43200, ge=60, description="How long a web UI login lasts."
+    )
+    ui_refresh_seconds: float = Field(
+        default=2.0,
+        ge=0.5,
+        description="How often a UI page showing running work refreshes its live parts.",
+    )
+    ui_grid_runs: int = Field(
+        default=25, ge=1, le=100, description="Runs a DAG's grid shows per page."
+    )
     smtp_host: str = Field(default="localhost", description="SMTP server for emails.")
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_user: str | None = None

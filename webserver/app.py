@@ -1,4 +1,5 @@
-"""The webserver's ASGI app: `/auth/token`, the REST API under `/api/v2`, `/docs`.
+"""The webserver's ASGI app: `/auth/token`, the REST API under `/api/v2`, `/docs`, and the
+web UI (every other path).
 
 The webserver reads and writes the metadata database only; it never imports a DAG
 file (DAG structure comes from the serialized versions the DAG processor stored).
@@ -16,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import tradewind
 from tradewind.db import ensure_schema, make_engine, make_session_factory
 from tradewind.settings import Settings, get_settings
+from webserver import ui
 from webserver.api import auth, clearing, dag_runs, dags, monitor, resources, task_instances
 
 logger = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth.router)
     for module in (monitor, dags, dag_runs, clearing, task_instances, resources):
         app.include_router(module.router, prefix=API_PREFIX)
+    ui.install(app)
     app.add_middleware(_CollapseLeadingSlashes)
 
     @app.exception_handler(Exception)

@@ -33,13 +33,14 @@ _bearer = HTTPBearer(auto_error=False, description="A token from POST /auth/toke
 class Principal:
     username: str
     role: str
+    token_id: str = ""  # the token's jti: a UI session's CSRF token is derived from it
 
 
 # The signing key per (configured key, home): read from its file once, not per request.
 _signing_keys: dict[tuple[str | None, str], bytes] = {}
 # Tokens already verified, with their expiry: checking a signature and decoding claims
 # on every request cost as much as the database query of a small route.
-_verified: OrderedDict[tuple[bytes, str], tuple[Principal, float]] = OrderedDict()
+_verified: OrderedDict[tuple[bytes, str, str], tuple[Principal, float]] = OrderedDict()
 _VERIFIED_MAX = 4096
 _verified_lock = threading.Lock()
 
@@ -53,26 +54,37 @@ def signing_key(settings: Settings) -> bytes:
     return key
 
 
-def issue_token(settings: Settings, username: str, role: str) -> str:
+def issue_token(
+    settings: Settings,
+    username: str,
+    role: str,
+    *,
+    audience: str = AUDIENCE,
+    lifetime_seconds: int | None = None,
+) -> str:
+    """A signed token naming the user and role: an API bearer token, or (with the UI's
+    audience) the value of a UI session cookie."""
     now = int(time.time())
+    lifetime = lifetime_seconds or settings.api_token_expiration_seconds
     claims = {
         "sub": username,
         "role": role,
         "jti": uuid.uuid4().hex,
-        "aud": AUDIENCE,
+        "aud": audience,
         "iat": now,
         "nbf": now,
-        "exp": now + settings.api_token_expiration_seconds,
+        "exp": now + lifetime,
     }
     return jwt.encode(claims, signing_key(settings), algorithm=ALGORITHM)
 
 
-def read_token(settings: Settings, token: str) -> Principal | None:
-    """The principal a token names, or None when it is forged, expired or malformed."""
+def read_token(settings: Settings, token: str, *, audience: str = AUDIENCE) -> Principal | None:
+    """The principal a token names, or None when it is forged, expired, malformed or
+    meant for another audience."""
     key = signing_key(settings)
     now = time.time()
     with _verified_lock:
-        known = _verified.get((key, token))
+        known = _verified.get((key, audience, token))
     if known is not None and known[1] > now:
         return known[0]
     try:
@@ -80,16 +92,16 @@ def read_token(settings: Settings, token: str) -> Principal | None:
             token,
             key,
             algorithms=[ALGORITHM],
-            audience=AUDIENCE,
-            options={"require": ["sub", "role", "exp"]},
+            audience=audience,
+            options={"require": ["sub", "role", "exp", "jti"]},
         )
     except jwt.PyJWTError:
         return None
     if claims.get("role") not in ROLES or not isinstance(claims.get("sub"), str):
         return None
-    principal = Principal(claims["sub"], claims["role"])
+    principal = Principal(claims["sub"], claims["role"], str(claims["jti"]))
     with _verified_lock:
-        _verified[(key, token)] = (principal, float(claims["exp"]))
+        _verified[(key, audience, token)] = (principal, float(claims["exp"]))
         if len(_verified) > _VERIFIED_MAX:
             _verified.popitem(last=False)
     return principal

@@ -74,9 +74,14 @@ def executions(side: Path) -> list[str]:
     return side.read_text().splitlines() if side.exists() else []
 
 
-def running_try(factory: sessionmaker[Session], dag_id: str, task_id: str) -> TaskInstance | None:
-    ti = instances(factory, dag_id).get((task_id, -1))
-    return ti if ti is not None and ti.state == "running" else None
+def inside_first_try(factory: sessionmaker[Session], side: Path) -> TaskInstance | None:
+    """Sleeper's first try once its callable has begun. The worker records `running`
+    before the callable starts, so a test that waited for the state alone could stop the
+    try before it marked its execution, and then find one execution too few."""
+    ti = instances(factory, "sleeper").get(("work", -1))
+    if ti is None or ti.state != "running":
+        return None
+    return ti if any(line.startswith("work try 1 ") for line in executions(side)) else None
 
 
 SLEEPER = """
@@ -165,7 +170,7 @@ def test_a_killed_worker_s_try_is_a_zombie_and_is_retried_on_the_other_worker(
     workers = {name: cluster.worker(name) for name in ("worker-a", "worker-b")}
     cluster.scheduler()
     cluster.trigger("sleeper")
-    first = wait_for(lambda: running_try(session_factory, "sleeper", "work"), "the first try")
+    first = wait_for(lambda: inside_first_try(session_factory, side), "the first try")
     # The worker's machine is lost: everything dies at once, the try with no chance to
     # record anything (frozen first, so the signal its dying parent sends goes unheard).
     os.killpg(first.pid, signal.SIGSTOP)
@@ -195,7 +200,7 @@ def test_a_try_whose_worker_is_killed_stops_and_is_handed_back(
     workers = {name: cluster.worker(name) for name in ("worker-a", "worker-b")}
     cluster.scheduler()
     cluster.trigger("sleeper")
-    first = wait_for(lambda: running_try(session_factory, "sleeper", "work"), "the first try")
+    first = wait_for(lambda: inside_first_try(session_factory, side), "the first try")
     workers[first.hostname].kill()  # the try is in a process group of its own
     wait_for(lambda: not pid_alive(first.pid), "the orphaned try to stop")
     run = finished_run(session_factory, "sleeper", cluster)
@@ -402,7 +407,7 @@ def test_sigterm_lets_a_running_try_finish_within_the_grace_period(
     )
     cluster.scheduler()
     cluster.trigger("sleeper")
-    wait_for(lambda: running_try(session_factory, "sleeper", "work"), "the try to run")
+    wait_for(lambda: inside_first_try(session_factory, side), "the try to run")
     worker.process.send_signal(signal.SIGTERM)
     assert worker.process.wait(timeout=60) == 0
     ti = instances(session_factory, "sleeper")[("work", -1)]
@@ -424,7 +429,7 @@ def test_sigterm_after_the_grace_period_hands_the_try_back_for_another_try(
     )
     cluster.scheduler()
     cluster.trigger("sleeper")
-    wait_for(lambda: running_try(session_factory, "sleeper", "work"), "the try to run")
+    wait_for(lambda: inside_first_try(session_factory, side), "the try to run")
     started = time.monotonic()
     first.process.send_signal(signal.SIGTERM)
     assert first.process.wait(timeout=60) == 0

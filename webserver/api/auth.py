@@ -16,6 +16,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from tradewind.auth.passwords import hash_password, verify_password
 from tradewind.auth.users import find_user
@@ -120,9 +121,18 @@ _VALIDATION_ERROR = {
 async def create_token(request: Request) -> schemas.LoginResponse:
     """Trade a username and password (JSON or a form) for a bearer token."""
     body = await _credentials(request)
+    username, role = await authenticate(request, body.username, body.password)
+    token = issue_token(request.app.state.settings, username, role)
+    return schemas.LoginResponse(access_token=token)
+
+
+async def authenticate(request: Request, username: str, password: str) -> tuple[str, str]:
+    """The user's name and role if the password is right: the one login check of the API
+    and the UI. Failed attempts are counted per user and per address; 401 for wrong
+    credentials, 429 while too many recent failures block the user or the address."""
     limiter: FailedLogins = request.app.state.failed_logins
     address = f"address:{request.client.host if request.client else 'unknown'}"
-    user_key = f"user:{body.username}"
+    user_key = f"user:{username}"
     wait = limiter.blocked(user_key, address)
     if wait > 0:
         raise HTTPException(
@@ -131,23 +141,20 @@ async def create_token(request: Request) -> schemas.LoginResponse:
             headers={"Retry-After": str(int(wait) + 1)},
         )
     factory = request.app.state.factory
-    settings = request.app.state.settings
 
     def check() -> tuple[str, str] | None:
         with factory() as session:
-            user = find_user(session, body.username)
+            user = find_user(session, username)
             if user is None or not user.active:
-                verify_password(body.password, _DUMMY_HASH)
+                verify_password(password, _DUMMY_HASH)
                 return None
-            if not verify_password(body.password, user.password_hash):
+            if not verify_password(password, user.password_hash):
                 return None
             return user.username, user.role
-
-    from starlette.concurrency import run_in_threadpool
 
     found = await run_in_threadpool(check)
     if found is None:
         limiter.record(user_key, address)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Invalid credentials")
     limiter.clear(user_key)
-    return schemas.LoginResponse(access_token=issue_token(settings, *found))
+    return found

@@ -28,13 +28,13 @@ router = APIRouter(
 TI = TaskInstanceState
 
 
-def _tasks(session: Session, run: DagRun) -> dict[str, dict[str, Any]]:
+def run_tasks(session: Session, run: DagRun) -> dict[str, dict[str, Any]]:
     version = session.get(DagVersion, run.dag_version_id) if run.dag_version_id else None
     specs = version.serialized.get("tasks", []) if version is not None else []
     return {spec["task_id"]: spec for spec in specs}
 
 
-def _runs_around(session: Session, run: DagRun, *, past: bool, future: bool) -> list[DagRun]:
+def runs_around(session: Session, run: DagRun, *, past: bool, future: bool) -> list[DagRun]:
     """The run, and with ``past``/``future`` the DAG's runs before/after it by logical
     date (Airflow's include_past / include_future)."""
     runs = [run]
@@ -87,14 +87,14 @@ def patch_task_instance(
         state = TI(body.new_state.value)
         if row.state == str(state):
             raise conflict(f"Task id {task_id} is already in {state} state")
-        tasks = _tasks(session, run)
+        tasks = run_tasks(session, run)
         chosen = clearing.relatives(
             tasks,
             [task_id],
             upstream=body.include_upstream,
             downstream=body.include_downstream,
         )
-        runs = _runs_around(session, run, past=body.include_past, future=body.include_future)
+        runs = runs_around(session, run, past=body.include_past, future=body.include_future)
         changed = list(
             session.scalars(
                 select(TaskInstance).where(
@@ -131,7 +131,7 @@ def post_clear_task_instances(
     runs_query = select(DagRun).where(DagRun.dag_id == dag_id)
     if body.dag_run_id is not None:
         run = find_run(session, dag_id, body.dag_run_id)
-        runs = _runs_around(session, run, past=body.include_past, future=body.include_future)
+        runs = runs_around(session, run, past=body.include_past, future=body.include_future)
     else:
         if body.start_date is not None:
             runs_query = runs_query.where(DagRun.logical_date >= body.start_date)
@@ -162,7 +162,7 @@ def _select(
         pairs = {(t[0], int(t[1])) for t in body.task_ids if not isinstance(t, str)}
         named = names | {task for task, _ in pairs}
         related = clearing.relatives(
-            _tasks(session, runs[0]),
+            run_tasks(session, runs[0]),
             named,
             upstream=body.include_upstream,
             downstream=body.include_downstream,

@@ -89,6 +89,41 @@ def get_dags(
     last_dag_run_state: schemas.DagRunState | None = None,
     order_by: Annotated[list[str] | None, Query()] = None,
 ) -> schemas.DAGCollectionResponse:
+    query = dag_query(
+        tags=tags,
+        tags_match_mode=tags_match_mode,
+        owners=owners,
+        dag_id_pattern=dag_id_pattern,
+        dag_id_prefix_pattern=dag_id_prefix_pattern,
+        dag_display_name_pattern=dag_display_name_pattern,
+        dag_display_name_prefix_pattern=dag_display_name_prefix_pattern,
+        exclude_stale=exclude_stale,
+        paused=paused,
+        has_import_errors=has_import_errors,
+        last_dag_run_state=last_dag_run_state,
+    )
+    query = order(query, order_by, DAG_ORDER, ["dag_id"], DagModel.dag_id)
+    rows, total = paginate_rows(session, query, paging)
+    dags = [present.dag(row) for row in rows]
+    return collection(schemas.DAGCollectionResponse, dags=dags, total_entries=total)  # type: ignore[return-value]
+
+
+def dag_query(
+    *,
+    tags: list[str] | None = None,
+    tags_match_mode: schemas.TagsMatchMode = schemas.TagsMatchMode.ANY,
+    owners: list[str] | None = None,
+    dag_id_pattern: str | None = None,
+    dag_id_prefix_pattern: str | None = None,
+    dag_display_name_pattern: str | None = None,
+    dag_display_name_prefix_pattern: str | None = None,
+    exclude_stale: bool = True,
+    paused: bool | None = None,
+    has_import_errors: bool | None = None,
+    last_dag_run_state: schemas.DagRunState | None = None,
+) -> Select[Any]:
+    """The DAGs matching the filters, as `present.DAG_COLUMNS` rows (the API's list and
+    the UI's DAG list both query through here)."""
     shown = func.coalesce(DagModel.dag_display_name, DagModel.dag_id)
     query: Select[Any] = select(*present.DAG_COLUMNS).where(
         matches(DagModel.dag_id, dag_id_pattern),
@@ -113,10 +148,7 @@ def get_dags(
         query = query.where(DagModel.dag_id.in_(tagged))
     if last_dag_run_state is not None:
         query = query.where(DagModel.dag_id.in_(_last_run_in_state(last_dag_run_state)))
-    query = order(query, order_by, DAG_ORDER, ["dag_id"], DagModel.dag_id)
-    rows, total = paginate_rows(session, query, paging)
-    dags = [present.dag(row) for row in rows]
-    return collection(schemas.DAGCollectionResponse, dags=dags, total_entries=total)  # type: ignore[return-value]
+    return query
 
 
 def _any_owner_matches(owners: list[str]) -> Any:

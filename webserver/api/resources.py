@@ -59,7 +59,7 @@ VARIABLE_ORDER: dict[str, Any] = {
 }
 
 
-def _variable(request: Request, row: VariableModel) -> schemas.VariableResponse:
+def present_variable(request: Request, row: VariableModel) -> schemas.VariableResponse:
     value = MASK if looks_secret(row.key) else read_variable(request.app.state.settings, row)
     return schemas.VariableResponse(
         key=row.key, value=value, description=row.description, is_encrypted=row.is_encrypted
@@ -107,7 +107,7 @@ def get_variables(
     query = order(query, order_by, VARIABLE_ORDER, ["id"], VariableModel.id)
     rows, total = paginate(session, query, paging)
     return schemas.VariableCollectionResponse(
-        variables=[_variable(request, r) for r in rows], total_entries=total
+        variables=[present_variable(request, r) for r in rows], total_entries=total
     )
 
 
@@ -120,7 +120,7 @@ def get_variables(
 def get_variable(
     request: Request, variable_key: str, session: DbSession, _: Viewer
 ) -> schemas.VariableResponse:
-    return _variable(request, _find_variable(session, variable_key))
+    return present_variable(request, _find_variable(session, variable_key))
 
 
 @router.post(
@@ -138,7 +138,7 @@ def post_variable(
     settings = request.app.state.settings
     row = write_variable(session, settings, body.key, _text(body.value), body.description)
     session.commit()
-    return _variable(request, row)
+    return present_variable(request, row)
 
 
 @router.patch(
@@ -166,7 +166,7 @@ def patch_variable(
     if "description" in fields and body.description is None:
         row.description = None
     session.commit()
-    return _variable(request, row)
+    return present_variable(request, row)
 
 
 @router.delete(
@@ -211,7 +211,7 @@ def masked_extra(request: Request, row: ConnectionModel) -> str | None:
     return json.dumps(data)
 
 
-def _connection(request: Request, row: ConnectionModel) -> schemas.ConnectionResponse:
+def present_connection(request: Request, row: ConnectionModel) -> schemas.ConnectionResponse:
     return schemas.ConnectionResponse(
         connection_id=row.conn_id,
         conn_type=row.conn_type,
@@ -268,7 +268,7 @@ def get_connections(
     query = order(query, order_by, CONNECTION_ORDER, ["id"], ConnectionModel.id)
     rows, total = paginate(session, query, paging)
     return schemas.ConnectionCollectionResponse(
-        connections=[_connection(request, r) for r in rows], total_entries=total
+        connections=[present_connection(request, r) for r in rows], total_entries=total
     )
 
 
@@ -281,7 +281,7 @@ def get_connections(
 def get_connection(
     request: Request, connection_id: str, session: DbSession, _: Viewer
 ) -> schemas.ConnectionResponse:
-    return _connection(request, _find_connection(session, connection_id))
+    return present_connection(request, _find_connection(session, connection_id))
 
 
 @router.post(
@@ -302,7 +302,7 @@ def post_connection(
     every = set(schemas.ConnectionBody.model_fields) - {"connection_id"}
     row = write_connection(session, request.app.state.settings, _connection_fields(body, every))
     session.commit()
-    return _connection(request, row)
+    return present_connection(request, row)
 
 
 @router.patch(
@@ -328,7 +328,7 @@ def patch_connection(
     _check_extra(body.extra if "extra" in fields else None)
     row = write_connection(session, request.app.state.settings, _connection_fields(body, fields))
     session.commit()
-    return _connection(request, row)
+    return present_connection(request, row)
 
 
 @router.delete(
@@ -363,7 +363,7 @@ def _usage(session: Session, names: list[str]) -> dict[tuple[str, str], int]:
     return {(pool, state or ""): int(total or 0) for pool, state, total in rows}
 
 
-def _pools(session: Session, rows: list[Pool]) -> list[schemas.PoolResponse]:
+def present_pools(session: Session, rows: list[Pool]) -> list[schemas.PoolResponse]:
     usage = _usage(session, [r.pool for r in rows])
     out = []
     for row in rows:
@@ -410,7 +410,7 @@ def get_pools(
     )
     query = order(query, order_by, POOL_ORDER, ["id"], Pool.id)
     rows, total = paginate(session, query, paging)
-    return schemas.PoolCollectionResponse(pools=_pools(session, rows), total_entries=total)
+    return schemas.PoolCollectionResponse(pools=present_pools(session, rows), total_entries=total)
 
 
 @router.get(
@@ -420,7 +420,7 @@ def get_pools(
     tags=["Pool"],
 )
 def get_pool(pool_name: str, session: DbSession, _: Viewer) -> schemas.PoolResponse:
-    return _pools(session, [_find_pool(session, pool_name)])[0]
+    return present_pools(session, [_find_pool(session, pool_name)])[0]
 
 
 @router.post(
@@ -441,7 +441,7 @@ def post_pool(body: schemas.PoolBody, session: DbSession, _: Op) -> schemas.Pool
     )
     session.add(row)
     session.commit()
-    return _pools(session, [row])[0]
+    return present_pools(session, [row])[0]
 
 
 @router.patch(
@@ -474,7 +474,7 @@ def patch_pool(
             raise bad_request(f"{name}: may not be null")
         setattr(row, name, value)
     session.commit()
-    return _pools(session, [row])[0]
+    return present_pools(session, [row])[0]
 
 
 @router.delete(

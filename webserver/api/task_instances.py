@@ -18,6 +18,7 @@ from tradewind.models import (
     TaskInstanceHistory,
     XCom,
 )
+from tradewind.settings import Settings
 from tradewind.state import TaskInstanceState
 from webserver.api import present, schemas
 from webserver.api.common import (
@@ -292,11 +293,21 @@ def get_log(
     """The log lines of one try, as shipped while it ran. While the try runs, the answer
     carries a continuation token: pass it back to get only the lines added since."""
     row, _run = find_instance(session, dag_id, dag_run_id, task_id, map_index)
+    position = None if full_content else token
+    lines, next_token = read_log(session, request.app.state.settings, row, try_number, position)
+    return schemas.TaskInstancesLogResponse(content=lines, continuation_token=next_token)
+
+
+def read_log(
+    session: Session, settings: Settings, row: TaskInstance, try_number: int, token: str | None
+) -> tuple[list[str], str | None]:
+    """The lines of one try's log after the position ``token`` names (all without one),
+    and, while the try may still write, the token that continues after these lines. The
+    API's log route and the UI's live log both read through here."""
     if try_number < 1 or try_number > row.try_number:
         raise not_found("TaskInstance not found")
-    settings = request.app.state.settings
     after = 0
-    if token is not None and not full_content:
+    if token is not None:
         try:
             claims = jwt.decode(
                 token, signing_key(settings), algorithms=["HS512"], audience=_LOG_AUDIENCE
@@ -309,10 +320,10 @@ def get_log(
     chunks = session.execute(
         select(LogChunk.id, LogChunk.content)
         .where(
-            LogChunk.dag_id == dag_id,
-            LogChunk.run_id == dag_run_id,
-            LogChunk.task_id == task_id,
-            LogChunk.map_index == map_index,
+            LogChunk.dag_id == row.dag_id,
+            LogChunk.run_id == row.run_id,
+            LogChunk.task_id == row.task_id,
+            LogChunk.map_index == row.map_index,
             LogChunk.try_number == try_number,
             LogChunk.id > after,
         )
@@ -320,13 +331,12 @@ def get_log(
     ).all()
     lines = "".join(content for _id, content in chunks).splitlines()
     last = chunks[-1][0] if chunks else after
-    still_writing = row.try_number == try_number and row.state in LIVE_STATES
-    next_token = None
-    if still_writing:
-        next_token = jwt.encode(
-            {"log_pos": last, "aud": _LOG_AUDIENCE}, signing_key(settings), algorithm="HS512"
-        )
-    return schemas.TaskInstancesLogResponse(content=lines, continuation_token=next_token)
+    if row.try_number != try_number or row.state not in LIVE_STATES:
+        return lines, None
+    following = jwt.encode(
+        {"log_pos": last, "aud": _LOG_AUDIENCE}, signing_key(settings), algorithm="HS512"
+    )
+    return lines, following
 
 
 # --- XCom -------------------------------------------------------------------------------------
