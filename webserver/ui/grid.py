@@ -50,18 +50,26 @@ def most_pressing(counts: Mapping[str, int]) -> str:
     return min(counts, key=lambda state: _RANK.get(state, len(PRIORITY)))
 
 
-def _cell(counts: Mapping[str, int] | None, mapped_or_group: bool) -> str:
+_EMPTY = '<td class="c"></td>'
+# The cell of a single instance in each state, built once.
+_SINGLE = {state: f'<td class="c s-{state}"></td>' for state in PRIORITY}
+
+
+def _cell(counts: Mapping[str, int] | None, summarise: bool) -> str:
+    """One cell: empty, one instance's state, or (a mapped task, a group) the most
+    pressing state with the count of instances and a tooltip of the counts."""
     if not counts:
-        return '<td class="c"></td>'
+        return _EMPTY
+    if not summarise and len(counts) == 1:
+        ((state, count),) = counts.items()
+        if count == 1:
+            return _SINGLE.get(state) or f'<td class="c s-{escape(state)}"></td>'
     state = most_pressing(counts)
     total = sum(counts.values())
-    if not mapped_or_group and total == 1:
-        return f'<td class="c s-{state}"></td>'
-    summary = ", ".join(
-        f"{n} {s}" for s, n in sorted(counts.items(), key=lambda i: _RANK.get(i[0], 99))
-    )
-    text = total if mapped_or_group and total > 1 else ""
-    return f'<td class="c s-{state}" title="{escape(summary)}">{text}</td>'
+    ordered = sorted(counts.items(), key=lambda item: _RANK.get(item[0], len(PRIORITY)))
+    summary = ", ".join(f"{n} {s}" for s, n in ordered)
+    text = total if summarise and total > 1 else ""
+    return f'<td class="c s-{escape(state)}" title="{escape(summary)}">{text}</td>'
 
 
 def _walk(

@@ -7,10 +7,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session
 
 from tradewind.models import DagRun, DagTag, DagVersion, ParseImportError, TaskInstance
+from webserver.api.common import json_array_agg
 
 
 def recent_runs(session: Session, dag_ids: Sequence[str], per_dag: int) -> dict[str, list[Any]]:
@@ -66,20 +67,31 @@ def grid_states(
     session: Session, dag_id: str, run_ids: Sequence[str]
 ) -> dict[tuple[str, str], dict[str, int]]:
     """Per (task, run): how many of its instances are in each state. A task that is not
-    mapped has one; a mapped task's cell summarises its map indexes."""
+    mapped has one; a mapped task's cell summarises its map indexes.
+
+    The counts come back as one row per task (its cells packed into a JSON array of
+    ``run<TAB>state<TAB>count`` strings): a 2,000-task grid is then 2,000 rows to read
+    instead of 50,000, which is most of the grid's time."""
     if not run_ids:
         return {}
-    rows = session.execute(
+    counted = (
         select(
             TaskInstance.task_id,
             TaskInstance.run_id,
-            TaskInstance.state,
-            func.count(),
+            func.coalesce(TaskInstance.state, "no_status").label("state"),
+            func.count().label("n"),
         )
         .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id.in_(run_ids))
         .group_by(TaskInstance.task_id, TaskInstance.run_id, TaskInstance.state)
-    ).all()
+        .subquery()
+    )
+    packed = counted.c.run_id + "\t" + counted.c.state + "\t" + cast(counted.c.n, String)
+    rows = session.connection().execute(
+        select(counted.c.task_id, json_array_agg(packed)).group_by(counted.c.task_id)
+    )
     cells: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-    for task_id, run_id, state, count in rows:
-        cells[(task_id, run_id)][state or "no_status"] = count
+    for task_id, items in rows:
+        for item in items or ():
+            run_id, state, count = item.split("\t")
+            cells[(task_id, run_id)][state] = int(count)
     return cells
