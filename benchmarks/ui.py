@@ -9,7 +9,7 @@ worker) on a free loopback port, logs in, and times pages one request at a time,
 each figure is the server's time plus a loopback round trip:
 
 - the DAG list (first page, and a page deep in the list),
-- the wide DAG's grid (every task × every run) and graph.
+- the wide DAG's grid (every task by every run) and graph.
 
 Prints the median and 95th percentile per page and the size of each page.
 """

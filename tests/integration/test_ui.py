@@ -202,6 +202,9 @@ def test_the_trigger_form_is_generated_from_the_params(app_client: TestClient) -
     assert page.status_code == 200
     assert 'name="param.batch"' in page.text
     assert 'value="10"' in page.text
+    # Like Airflow's form, a logical date of now is filled in (UTC; the page's script shows
+    # it in the viewer's zone), so a task that reads {{ ds }} works in a manual run.
+    assert re.search(r'id="logical_date"[^>]*value="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d"', page.text)
 
 
 def test_a_bad_param_is_shown_next_to_its_field_and_nothing_runs(
@@ -257,6 +260,16 @@ def test_a_logical_date_is_read_in_the_browser_s_time_zone(
         run = session.scalars(select(DagRun)).one()
     assert run.logical_date is not None
     assert run.logical_date.isoformat() == "2024-03-01T08:30:00+00:00"
+    token = csrf(app_client, "/dags/ml_train/trigger")
+    again = app_client.post(
+        "/dags/ml_train/trigger",
+        data={"csrf_token": token, "logical_date": "2024-03-01T09:30", "tz_offset": "-60"},
+    )
+    assert again.status_code == 400
+    field = re.search(r'<div class="field invalid">(.*?)</div>', again.text, re.S)
+    assert field is not None
+    assert 'id="logical_date"' in field.group(1)
+    assert "already has a run" in field.group(1)
 
 
 # --- CSRF and roles -------------------------------------------------------------------

@@ -185,6 +185,8 @@ def gantt_bars(run: DagRun, rows: list[TaskInstance], now: datetime) -> list[dic
         return []
     origin = min([begin for _, begin in started] + ([run.start_date] if run.start_date else []))
     finish = max((row.end_date or now) for row, _ in started)
+    if run.state in LIVE_RUN_STATES:
+        finish = now  # the timeline of a run still going reaches the present
     span = max((finish - origin).total_seconds(), 0.001)
     bars = []
     for row, begin in sorted(started, key=lambda pair: (pair[1], pair[0].task_id)):

@@ -61,6 +61,9 @@ def _form(
         fields=fields,
         values=values or {},
         errors=errors or {},
+        # As in Airflow's form: a run gets a logical date (now) unless the field is emptied,
+        # so tasks that use {{ ds }} and friends work in a manual run.
+        default_logical_date=utcnow().strftime("%Y-%m-%dT%H:%M:%S"),
         nav="dags",
     )
 
@@ -136,7 +139,8 @@ def _trigger(
     except DagRunIdError as exc:
         errors["run_id"] = str(exc)
     except DagRunAlreadyExists as exc:
-        errors["run_id"] = str(exc)
+        # A clash of a run id the user did not give comes from the logical date.
+        errors["run_id" if run_request.run_id else "logical_date"] = str(exc)
     if errors:
         session.rollback()
         return _form(

@@ -49,6 +49,13 @@
         }
       });
     });
+    root.querySelectorAll("input[data-utc]").forEach((field) => {
+      // The server's default is in UTC; show it in the viewer's zone.
+      const d = new Date(`${field.dataset.utc}Z`);
+      if (isNaN(d) || field.value !== field.dataset.utc) return;
+      field.value = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T` +
+        `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+    });
     root.querySelectorAll("input[data-tz-offset]").forEach((field) => {
       field.form.addEventListener("submit", () => {
         const chosen = field.form.querySelector("input[name=logical_date]");
