@@ -96,9 +96,7 @@ def fill(env: dict[str, str], grid_runs: int) -> None:
                     create_dag_run(session, model, version, request, now=now)
     with session_scope(factory) as session:
         session.execute(update(DagRun).values(state="success", start_date=now, end_date=now))
-        session.execute(
-            update(TaskInstance).values(state="success", start_date=now, end_date=now)
-        )
+        session.execute(update(TaskInstance).values(state="success", start_date=now, end_date=now))
 
 
 def time_pages(base: str, pages: dict[str, str], requests: int) -> dict[str, Any]:
