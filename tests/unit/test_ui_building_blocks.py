@@ -175,3 +175,17 @@ def test_the_highlighter_escapes_html_and_marks_tokens() -> None:
 
 def test_source_that_does_not_tokenize_is_shown_plain() -> None:
     assert highlight.python_html('x = """<open') == Markup("x = &#34;&#34;&#34;&lt;open")
+
+
+def test_a_long_edge_goes_around_the_tasks_between_its_ends() -> None:
+    with DAG("skip_a_layer") as dag:
+        a, b, c = (EmptyOperator(task_id=name) for name in "abc")
+        a >> b >> c
+        a >> c
+    layout = graph.layout(serialize_dag(dag))
+    edges = {(e.source, e.target): e.path for e in layout.edges}
+    direct = edges[("a", "c")]
+    assert " L" in direct  # it crosses b's layer through a waypoint of its own
+    b_node = next(n for n in layout.nodes if n.task_id == "b")
+    crossing_y = float(direct.split(" L")[1].split(",")[1].split()[0])
+    assert not b_node.y <= crossing_y <= b_node.y + graph.NODE_HEIGHT
