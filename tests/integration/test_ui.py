@@ -499,3 +499,46 @@ def test_the_grid_summarises_mapped_tasks_and_refreshes_as_a_fragment(
     assert grid.text.lstrip().startswith('<section id="grid"')
     assert 'data-live="true"' in grid.text
     assert '<td class="c s-running" title="1 running, 2 success">3</td>' in grid.text
+
+
+# --- admin ------------------------------------------------------------------------------
+
+
+def test_an_op_sets_and_deletes_variables_and_secrets_stay_hidden(
+    app_client: TestClient,
+) -> None:
+    login(app_client, "op")
+    token = csrf(app_client, "/admin/variables")
+    for key, value in (("region", "eu-west-1"), ("db_password", "hunter2")):
+        answer = app_client.post(
+            "/admin/variables", data={"key": key, "value": value, "csrf_token": token}
+        )
+        assert answer.status_code == 303
+    page = app_client.get("/admin/variables").text
+    assert "eu-west-1" in page
+    assert "hunter2" not in page
+    assert "***" in page
+    bad = app_client.post("/admin/variables", data={"key": "", "csrf_token": token})
+    assert bad.status_code == 400
+    assert "Key: required." in bad.text
+    gone = app_client.post("/admin/variables/region/delete", data={"csrf_token": token})
+    assert gone.status_code == 303
+    assert "eu-west-1" not in app_client.get("/admin/variables").text
+
+
+def test_an_op_manages_pools_but_a_user_may_not(app_client: TestClient) -> None:
+    login(app_client, "op")
+    token = csrf(app_client, "/admin/pools")
+    made = app_client.post("/admin/pools", data={"name": "gpu", "slots": "2", "csrf_token": token})
+    assert made.status_code == 303
+    assert "<code>gpu</code>" in app_client.get("/admin/pools").text
+    bad = app_client.post("/admin/pools", data={"name": "gpu", "slots": "x", "csrf_token": token})
+    assert bad.status_code == 400
+    refused = app_client.post("/admin/pools/default_pool/delete", data={"csrf_token": token})
+    assert refused.status_code == 400
+    app_client.cookies.clear()
+    login(app_client, "user")
+    user_token = csrf(app_client, "/admin/pools")
+    assert "Add a pool" not in app_client.get("/admin/pools").text
+    forbidden = app_client.post("/admin/pools/gpu/delete", data={"csrf_token": user_token})
+    assert forbidden.status_code == 403
