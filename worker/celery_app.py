@@ -34,6 +34,7 @@ from tradewind.state import TaskInstanceState, TryEnd
 from worker.task_runner import TryRequest, host_name
 from worker.try_process import (
     DONE,
+    NOT_OURS,
     TryProcess,
     WarmParent,
     describe_status,
@@ -180,10 +181,17 @@ def run_try(dag_id: str, run_id: str, task_id: str, map_index: int, try_number: 
         logger.warning("Cannot start %s now (%s); handing its message back", request, exc)
         time.sleep(REQUEUE_PAUSE_SECONDS)
         raise Reject(str(exc), requeue=True) from None
-    reported, status, interrupted = _wait(child, parent.settings)
-    if reported:
+    ended = _wait(child, parent.settings)
+    if ended.not_ours:
+        # Both deliveries saw it queued; the other one's child claimed it first.
+        logger.warning(
+            "Dropping a duplicate or late delivery of %s: another process claimed it first",
+            request,
+        )
+        return "dropped"
+    if ended.reported:
         return "ran"
-    _end_lost(parent, request, child.pid, status, interrupted)
+    _end_lost(parent, request, child.pid, ended.status, ended.stopped)
     return "lost"
 
 
@@ -199,10 +207,10 @@ def run_callback(request_id: int) -> str:
     """Run one callback request in a forked child (claimed there, so at most once)."""
     parent = _warm_parent()
     child = fork_callback(parent, request_id)
-    reported, status, _ = _wait(child, parent.settings)
-    if not reported:
-        logger.warning("Callback request %s: %s", request_id, describe_status(status))
-    return "ran" if reported else "lost"
+    ended = _wait(child, parent.settings)
+    if not ended.reported:
+        logger.warning("Callback request %s: %s", request_id, describe_status(ended.status))
+    return "ran" if ended.reported else "lost"
 
 
 def _current(
@@ -227,15 +235,26 @@ def _current(
     return None if row is None else (row[0], row[1], row[2])
 
 
-def _wait(child: TryProcess, settings: Settings) -> tuple[bool, int, bool]:
-    """Wait for the child to end: (its end was recorded, wait status, we stopped it).
+@dataclass(frozen=True)
+class _Ended:
+    """How a forked child ended, as its pool process saw it."""
+
+    reported: bool  # it wrote DONE: the try's end (or its callback) is recorded
+    status: int  # the wait status
+    stopped: bool  # the shutdown grace period ran out and we stopped it
+    not_ours: bool = False  # its claim failed: another process runs this try
+
+
+def _wait(child: TryProcess, settings: Settings) -> _Ended:
+    """Wait for the child to end and say how it ended.
 
     When the worker starts shutting down, the try gets ``shutdown_grace_seconds`` to
     finish, then SIGTERM (it records itself as interrupted and is handed back), then
     SIGKILL.
     """
     os.set_blocking(child.fd, False)
-    reported = stopped = False
+    said = b""
+    stopped = False
     grace_ends: float | None = None
     kill_at: float | None = None
     selector = selectors.DefaultSelector()
@@ -253,13 +272,12 @@ def _wait(child: TryProcess, settings: Settings) -> tuple[bool, int, bool]:
                         child.request,
                         settings.shutdown_grace_seconds,
                     )
-                elif DONE in _read(child.fd):
-                    reported = True
+                else:
+                    said += _read(child.fd)
             pid, status = os.waitpid(child.pid, os.WNOHANG)
             if pid != 0:
-                if not reported:
-                    reported = DONE in _read(child.fd)
-                return reported, status, stopped
+                said += _read(child.fd)
+                return _Ended(DONE in said, status, stopped, not_ours=NOT_OURS in said)
             now = time.monotonic()
             if grace_ends is not None and now >= grace_ends and not stopped:
                 logger.warning("Stopping %s: the shutdown grace period is over", child.request)

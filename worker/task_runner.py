@@ -112,7 +112,9 @@ class TaskRunner:
     def run(self, request: TryRequest) -> TryResult:
         claimed = self._claim(request)
         if claimed is None:
-            logger.info("Not running %s: it is not queued for this try (already taken?)", request)
+            # Another process claimed it between the caller's look and this claim; a
+            # Celery worker logs the drop itself (see worker.celery_app.run_try).
+            logger.info("Not running %s: it is no longer queued for this try", request)
             return TryResult(request, None, ran=False, error="not queued for this try")
         ti_id, run, version, started = claimed
         ident = TryIdentity(

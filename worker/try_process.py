@@ -36,6 +36,10 @@ if TYPE_CHECKING:
     from tradewind.settings import Settings
 
 DONE = b"done"
+# Written instead of DONE when the claim found the try no longer queued (another
+# process took it). It contains DONE, so a reader asking only "is it over?" needs no
+# other check; the Celery worker tells the two apart to log the drop in its own log.
+NOT_OURS = DONE + b":not-ours"
 # What tries commonly need, imported once in the parent instead of in every child.
 WARM_MODULES = (
     "jinja2",
@@ -224,7 +228,7 @@ def _child_main(
         def stop_this_try() -> None:
             os.kill(os.getpid(), signal.SIGTERM)  # raises TaskTerminated in the try
 
-        TaskRunner(
+        result = TaskRunner(
             parent.factory,
             parent.settings,
             dags=parent.dags,
@@ -232,7 +236,7 @@ def _child_main(
             on_recorded=recorded,
             on_state_changed=stop_this_try,
         ).run(request)
-        os.write(write_fd, DONE)  # also when the try was not ours to run
+        os.write(write_fd, DONE if result.ran else NOT_OURS)
         code = 0
     except BaseException:
         traceback.print_exc()
