@@ -8,8 +8,11 @@ elsewhere.
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
+import venv
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -59,32 +62,47 @@ def dags_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A fresh Postgres database for this test session, dropped at the end."""
+@contextmanager
+def new_pg_database(prefix: str) -> Iterator[str]:
+    """Create an empty Postgres database (no schema); drop it on the way out."""
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"tradewind_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:
         admin.dispose()
         service_missing(f"Postgres at {PG_ADMIN_URL} ({exc.__class__.__name__})", START_POSTGRES)
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    engine = create_engine(url)
-    migrate(engine)
-    engine.dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = :name AND pid <> pg_backend_pid()"
-            ),
-            {"name": name},
-        )
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh, migrated Postgres database for this test session, dropped at the end."""
+    with new_pg_database("tradewind_test") as url:
+        engine = create_engine(url)
+        migrate(engine)
+        engine.dispose()
+        yield url
+
+
+@pytest.fixture
+def empty_pg_database() -> Iterator[str]:
+    """A Postgres database with no schema at all, as a new deployment finds it."""
+    with new_pg_database("tw_empty") as url:
+        yield url
 
 
 @pytest.fixture
@@ -158,3 +176,28 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     factory = make_session_factory(engine)
     use_session_factory(factory)
     return factory
+
+
+AIRFLOW_CLIENT = "apache-airflow-client==3.3.2"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def client_python() -> Path:
+    """The interpreter of a virtualenv that has the official client (created once)."""
+    home = Path(os.environ.get("TRADEWIND_TEST_CLIENT_VENV", REPO / ".cache" / "airflow-client"))
+    python = home / "bin" / "python"
+    marker = home / f".installed-{AIRFLOW_CLIENT}"
+    if not marker.exists():
+        venv.EnvBuilder(with_pip=True, clear=True).create(home)
+        install = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", AIRFLOW_CLIENT],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if install.returncode != 0:
+            service_missing(f"PyPI (installing {AIRFLOW_CLIENT}: {install.stderr[-300:]})", "pip")
+        marker.touch()
+    return python

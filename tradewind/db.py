@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -137,6 +138,42 @@ def check_connection(engine: Engine) -> None:
         raise DatabaseError(
             f"cannot connect to the metadata database at {masked_url(engine.url)}: {reason}"
         ) from None
+
+
+def wait_for_database(
+    engine: Engine,
+    timeout_seconds: float,
+    *,
+    first_delay: float = 0.5,
+    max_delay: float = 5.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Connect until the database answers; return how many attempts it took.
+
+    Retries with a delay that doubles from ``first_delay`` up to ``max_delay``, logging
+    each failure, and raises the last `DatabaseError` once ``timeout_seconds`` are spent.
+    For a container that starts before its database does.
+    """
+    deadline = clock() + timeout_seconds
+    delay = first_delay
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            check_connection(engine)
+        except DatabaseError as exc:
+            left = deadline - clock()
+            if left <= 0:
+                raise DatabaseError(
+                    f"gave up after {attempt} attempts in {timeout_seconds:g} s: {exc}"
+                ) from None
+            pause = min(delay, max_delay, left)
+            logger.warning("Attempt %s: %s; retrying in %.1f s", attempt, exc, pause)
+            sleep(pause)
+            delay *= 2
+        else:
+            return attempt
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

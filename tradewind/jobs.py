@@ -53,20 +53,14 @@ def end_job(session: Session, job_id: int, *, now: datetime, state: str = SUCCES
 
 
 def alive_jobs(
-    session: Session, job_type: str, *, now: datetime, threshold: timedelta
+    session: Session, job_type: str | None, *, now: datetime, threshold: timedelta
 ) -> list[Job]:
-    """Jobs of a type that are running and have beaten within the threshold."""
-    return list(
-        session.scalars(
-            select(Job)
-            .where(
-                Job.job_type == job_type,
-                Job.state == RUNNING,
-                Job.latest_heartbeat >= now - threshold,
-            )
-            .order_by(Job.latest_heartbeat.desc())
-        )
-    )
+    """Jobs (of a type, or of any type) that are running and have beaten within the
+    threshold."""
+    query = select(Job).where(Job.state == RUNNING, Job.latest_heartbeat >= now - threshold)
+    if job_type is not None:
+        query = query.where(Job.job_type == job_type)
+    return list(session.scalars(query.order_by(Job.latest_heartbeat.desc())))
 
 
 def latest_heartbeat(session: Session, job_type: str) -> datetime | None:

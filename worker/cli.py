@@ -38,6 +38,16 @@ def register(commands: Commands) -> None:
         "--hostname",
         help="this worker's name, recorded on the tries it runs (default: this host's name)",
     )
+    flower = commands.command(
+        "flower",
+        _flower,
+        "Serve Celery Flower on the broker (needs the `flower` extra: pip install "
+        "'tradewind[flower]').",
+    )
+    flower.add_argument(
+        "--address", default="127.0.0.1", help="address to bind (default: 127.0.0.1)"
+    )
+    flower.add_argument("-p", "--port", type=int, default=5555, help="port (default: 5555)")
 
 
 def parse_queues(raw: str) -> list[str]:
@@ -101,4 +111,20 @@ def _worker(args: argparse.Namespace, ctx: CliContext) -> int:
             "--without-heartbeat",
         ]
     )
+    return 0
+
+
+def _flower(args: argparse.Namespace, ctx: CliContext) -> int:
+    """Flower watches the broker and the workers; the database stays the truth about
+    tries (Flower sees only what Celery events and queues show)."""
+    import importlib.util
+
+    from worker import celery_app
+
+    if importlib.util.find_spec("flower") is None:
+        raise ConfigError("Flower is not installed: pip install 'tradewind[flower]'")
+    if not 0 < args.port < 65536:
+        raise ConfigError(f"--port: {args.port} is not a TCP port")
+    app = celery_app.make_app(ctx.settings)
+    app.start(["flower", f"--address={args.address}", f"--port={args.port}"])
     return 0

@@ -1,19 +1,16 @@
 """A script written for the official `apache-airflow-client` 3.3.2 runs unchanged
 against a real `tradewind webserver` and scheduler (processes, HTTP on a socket).
 
-The client lives in a virtualenv of its own, never in Tradewind's environment: it is
-created once (under `.cache/` in the repository, or `TRADEWIND_TEST_CLIENT_VENV`) with
-`pip install apache-airflow-client==3.3.2`.
+The client lives in a virtualenv of its own, never in Tradewind's environment (the
+``client_python`` fixture of tests/conftest.py).
 """
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
 import textwrap
-import venv
 from pathlib import Path
 
 import httpx
@@ -29,7 +26,6 @@ from tradewind.settings import Settings
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-CLIENT = "apache-airflow-client==3.3.2"
 SCRIPT = Path(__file__).with_name("airflow_client_script.py")
 
 DAG = """
@@ -47,29 +43,6 @@ with DAG("client_demo", tags=["client"], params={"greeting": "hi"}):
 
     shout(greet())
 """
-
-
-@pytest.fixture(scope="session")
-def client_python() -> Path:
-    """The interpreter of a virtualenv that has the official client (created once)."""
-    home = Path(os.environ.get("TRADEWIND_TEST_CLIENT_VENV", ROOT / ".cache" / "airflow-client"))
-    python = home / "bin" / "python"
-    marker = home / f".installed-{CLIENT}"
-    if not marker.exists():
-        venv.EnvBuilder(with_pip=True, clear=True).create(home)
-        install = subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", CLIENT],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        if install.returncode != 0:
-            from tests.conftest import service_missing
-
-            service_missing(f"PyPI (installing {CLIENT}: {install.stderr[-300:]})", "pip")
-        marker.touch()
-    return python
 
 
 def _free_port() -> int:

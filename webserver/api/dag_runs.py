@@ -112,8 +112,11 @@ def trigger_dag_run(
         raise bad_request(str(exc)) from None
     except DagRunAlreadyExists as exc:
         raise conflict(str(exc)) from None
+    # The run as it was created (queued), as Airflow answers: read back after the
+    # commit, a scheduler woken by it may already have moved it on.
+    created = respond(session, run)
     session.commit()
-    return respond(session, run)
+    return created
 
 
 @router.get(
