@@ -28,13 +28,17 @@ _EXPORTS = {
     "cross_downstream": "tradewind.sdk.dependencies",
     "TriggerRule": "tradewind.state",
     "XComArg": "tradewind.sdk.xcom_arg",
+    "BaseSensorOperator": "tradewind.sensors",
+    "PokeReturnValue": "tradewind.sensors",
 }
 
 __all__ = [
     "DAG",
     "BaseOperator",
+    "BaseSensorOperator",
     "Connection",
     "Param",
+    "PokeReturnValue",
     "TaskGroup",
     "TriggerRule",
     "Variable",
@@ -57,6 +61,7 @@ if TYPE_CHECKING:
     from tradewind.sdk.taskgroup import TaskGroup, task_group
     from tradewind.sdk.variable import Variable
     from tradewind.sdk.xcom_arg import XComArg
+    from tradewind.sensors import BaseSensorOperator, PokeReturnValue
     from tradewind.state import TriggerRule
 
 

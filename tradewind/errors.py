@@ -106,6 +106,11 @@ class TaskFail(TaskControlFlow):
     """Raised inside a task to fail it now, with no retry even if retries are left."""
 
 
+class SensorTimeout(TaskFail):
+    """Raised by a sensor whose condition was not met within its ``timeout``: the task
+    fails without a retry (a retry would wait again for the same thing)."""
+
+
 class TaskRetry(TaskControlFlow):
     """Raised inside a task to request a retry (it fails if no retries are left)."""
 
@@ -138,5 +143,6 @@ class TaskTerminated(BaseException):
 # Airflow spells these differently; DAG files written for Airflow keep working.
 AirflowSkipException = TaskSkip
 AirflowFailException = TaskFail
+AirflowSensorTimeout = SensorTimeout
 AirflowException = TradewindError
 AirflowTaskTimeout = TaskTimeout

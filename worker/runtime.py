@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tradewind import xcom
 from tradewind.db import read_session, session_scope
-from tradewind.models import DagRun, TaskInstance
+from tradewind.models import DagRun, TaskInstance, TaskReschedule
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -97,6 +97,18 @@ class RuntimeTaskInstance:
         return xcom.XComOwner(
             self.dag_run.id, self.dag_id, self.run_id, self.task_id, self.map_index
         )
+
+    def poke_history(self) -> tuple[int, datetime | None]:
+        """How many times a sensor in reschedule mode gave its slot back during this
+        try, and when its first poke started (its timeout counts from then)."""
+        with read_session(self.factory) as session:
+            count, first = session.execute(
+                select(func.count(), func.min(TaskReschedule.start_date)).where(
+                    TaskReschedule.ti_id == self.id,
+                    TaskReschedule.try_number == self.try_number,
+                )
+            ).one()
+        return int(count), first
 
     def skip(self, task_ids: Iterable[str]) -> None:
         """Mark downstream tasks of this run skipped when this try succeeds."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tradewind import xcom
@@ -29,7 +29,7 @@ from tradewind.db import read_session, session_scope
 from tradewind.errors import (
     TradewindError,
 )
-from tradewind.models import DagRun, DagVersion, TaskInstance
+from tradewind.models import DagRun, DagVersion, TaskInstance, TaskReschedule
 from tradewind.models.base import utcnow
 from tradewind.state import (
     TaskInstanceState,
@@ -290,6 +290,17 @@ class TaskRunner:
                 return TI(current) if current else transition.state
             if transition.state is TI.SUCCESS:
                 self._store_success(session, request, outcome)
+            elif transition.state is TI.UP_FOR_RESCHEDULE:
+                session.execute(
+                    insert(TaskReschedule).values(
+                        ti_id=ti_id,
+                        try_number=request.try_number,
+                        start_date=started,
+                        end_date=now,
+                        duration=(now - started).total_seconds(),
+                        reschedule_date=transition.next_try_at or now,
+                    )
+                )
             wake_scheduler(session, log.ident.dag_run_pk)
         return transition.state
 

@@ -14,7 +14,12 @@ from tradewind.models.misc import (
     Pool,
     User,
 )
-from tradewind.models.task_instance import TaskInstance, TaskInstanceHistory, TaskMap
+from tradewind.models.task_instance import (
+    TaskInstance,
+    TaskInstanceHistory,
+    TaskMap,
+    TaskReschedule,
+)
 from tradewind.models.variable import ConnectionModel, VariableModel
 from tradewind.models.xcom import XCom
 
@@ -36,6 +41,7 @@ __all__ = [
     "TaskInstance",
     "TaskInstanceHistory",
     "TaskMap",
+    "TaskReschedule",
     "User",
     "VariableModel",
     "XCom",

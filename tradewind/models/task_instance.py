@@ -1,5 +1,6 @@
-"""Task instances (the latest try of each task of each run), earlier tries, and the
-lengths of XComs that mapped tasks expand over."""
+"""Task instances (the latest try of each task of each run), earlier tries, the pokes
+of sensors that gave their slot back, and the lengths of XComs that mapped tasks expand
+over."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     Float,
+    ForeignKey,
     ForeignKeyConstraint,
     Index,
     Integer,
@@ -94,6 +96,24 @@ class TaskInstanceHistory(_TryColumns, Base):
     task_instance_id: Mapped[str] = mapped_column(String(36), index=True)
 
 
+class TaskReschedule(Base):
+    """One poke of a sensor in reschedule mode that gave its slot back: when it ran and
+    when it asked to run again. A sensor's timeout counts from the start of the first
+    poke of its try; clearing the task instance forgets them."""
+
+    __tablename__ = "task_reschedule"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ti_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("task_instance.id", ondelete="CASCADE"), index=True
+    )
+    try_number: Mapped[int] = mapped_column(Integer)
+    start_date: Mapped[datetime] = mapped_column(UtcDateTime)
+    end_date: Mapped[datetime] = mapped_column(UtcDateTime)
+    duration: Mapped[float] = mapped_column(Float)
+    reschedule_date: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class TaskMap(Base):
     """The length of an XCom value that a mapped task expands over."""
 
@@ -112,4 +132,4 @@ class TaskMap(Base):
     length: Mapped[int] = mapped_column(Integer)
 
 
-__all__ = ["TaskInstance", "TaskInstanceHistory", "TaskMap"]
+__all__ = ["TaskInstance", "TaskInstanceHistory", "TaskMap", "TaskReschedule"]

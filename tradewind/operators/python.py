@@ -15,9 +15,9 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
-from tradewind.errors import DagDefinitionError, TradewindError
+from tradewind.errors import TradewindError
 from tradewind.sdk.baseoperator import BaseOperator
-from tradewind.sdk.callables import call_with_context
+from tradewind.sdk.callables import call_with_context, require_callable
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +44,7 @@ class PythonOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not callable(python_callable):
-            raise DagDefinitionError(
-                f"task {self.task_id!r}: python_callable must be callable, got {python_callable!r}",
-                filename=self.fileloc,
-                lineno=self.lineno,
-            )
+        require_callable(self, python_callable)
         self.python_callable = python_callable
         self.op_args = list(op_args or [])
         self.op_kwargs = dict(op_kwargs or {})

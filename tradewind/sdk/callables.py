@@ -7,6 +7,18 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 
+def require_callable(task: Any, python_callable: Any, what: str = "task") -> None:
+    """Refuse, at parse time and naming the place, a ``python_callable`` that is not one."""
+    if not callable(python_callable):
+        from tradewind.errors import DagDefinitionError
+
+        raise DagDefinitionError(
+            f"{what} {task.task_id!r}: python_callable must be callable, got {python_callable!r}",
+            filename=task.fileloc,
+            lineno=task.lineno,
+        )
+
+
 def call_with_context(
     func: Callable[..., Any],
     context: Mapping[str, Any],

@@ -208,12 +208,20 @@ def _factory(operator_class: type[BaseOperator]) -> Callable[..., Any]:
 
 class _TaskNamespace:
     """``task`` itself, plus ``task.python``, ``task.branch``, ``task.short_circuit``,
-    ``task.bash``."""
+    ``task.bash``, ``task.sensor``."""
 
     python = staticmethod(_factory(_PythonDecoratedOperator))
     branch = staticmethod(_factory(_BranchPythonDecoratedOperator))
     short_circuit = staticmethod(_factory(_ShortCircuitDecoratedOperator))
     bash = staticmethod(_factory(_BashDecoratedOperator))
+
+    @staticmethod
+    def sensor(python_callable: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
+        """``@task.sensor(poke_interval=30, timeout=3600, mode="reschedule")``: the
+        function is called at every poke."""
+        from tradewind.sensors.python import DecoratedSensorOperator
+
+        return _factory(DecoratedSensorOperator)(python_callable, **kwargs)
 
     def __call__(self, python_callable: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
         return self.python(python_callable, **kwargs)
