@@ -184,3 +184,21 @@ def callbacks(value: Any, name: str, fail: Callable[[str], DagDefinitionError]) 
             raise fail(f"{name}_callback must be callable or a list of callables, got {item!r}")
         result.append(item)
     return result
+
+
+def as_states(
+    given: Iterable[str] | None,
+    default: list[str],
+    known: Iterable[str],
+    what: str,
+    fail: Callable[[str], DagDefinitionError],
+) -> list[str]:
+    """A list of state names, each one of ``known`` (the states of ``what``)."""
+    states = [str(s) for s in given] if given is not None else default
+    allowed = sorted(str(k) for k in known)
+    unknown = sorted(set(states) - set(allowed))
+    if unknown:
+        raise fail(
+            f"{', '.join(map(repr, unknown))} is not a state of {what} (use {', '.join(allowed)})"
+        )
+    return states

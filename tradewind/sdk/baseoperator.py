@@ -15,6 +15,7 @@ Write an operator by subclassing it and implementing ``execute(context)``::
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -85,6 +86,11 @@ class BaseOperator(DependencyMixin):
         self.upstream_task_ids: set[str] = set()
         self.downstream_task_ids: set[str] = set()
         self._attach(task_id, dag, task_group, site)
+
+    @property
+    def log(self) -> logging.Logger:
+        """The logger of the running try: what it logs goes to the try's log."""
+        return logging.getLogger("tradewind.task")
 
     def _set_options(
         self, o: dict[str, Any], site: tuple[str | None, int | None], task_id: str

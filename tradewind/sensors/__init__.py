@@ -151,12 +151,6 @@ class BaseSensorOperator(BaseOperator):
             raise TaskSkip(f"{message}; skipping (soft_fail)")
         raise SensorTimeout(message)
 
-    @property
-    def log(self) -> Any:
-        import logging
-
-        return logging.getLogger("tradewind.task")
-
 
 __all__ = ["BaseSensorOperator", "PokeReturnValue"]
 

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from tradewind.errors import DagDefinitionError, TaskFail, TaskSkip, TradewindError
+from tradewind.sdk._operator_args import as_states
 from tradewind.sensors import BaseSensorOperator
 from tradewind.state import DagRunState, TaskInstanceState
 
@@ -80,9 +81,9 @@ class ExternalTaskSensor(BaseSensorOperator):
         whole_run = external_task_id is None and not self.external_task_ids
         known = {str(s) for s in (DagRunState if whole_run else TaskInstanceState)}
         what = "a run" if whole_run else "a task instance"
-        self.allowed_states = _states(allowed_states, ["success"], known, what, fail)
-        self.skipped_states = _states(skipped_states, [], known, what, fail)
-        self.failed_states = _states(failed_states, [], known, what, fail)
+        self.allowed_states = as_states(allowed_states, ["success"], known, what, fail)
+        self.skipped_states = as_states(skipped_states, [], known, what, fail)
+        self.failed_states = as_states(failed_states, [], known, what, fail)
         overlap = set(self.allowed_states) & set(self.failed_states + self.skipped_states)
         if overlap:
             raise fail(f"states both allowed and failed/skipped: {', '.join(sorted(overlap))}")
@@ -181,20 +182,3 @@ class ExternalTaskSensor(BaseSensorOperator):
         if model is None or model.is_stale:
             raise TaskFail(f"the external DAG {self.external_dag_id!r} does not exist")
         self._checked = True
-
-
-def _states(
-    given: Iterable[str] | None,
-    default: list[str],
-    known: set[str],
-    what: str,
-    fail: Callable[[str], DagDefinitionError],
-) -> list[str]:
-    states = [str(s) for s in given] if given is not None else default
-    unknown = sorted(set(states) - known)
-    if unknown:
-        raise fail(
-            f"{', '.join(map(repr, unknown))} is not a state of {what} "
-            f"(use {', '.join(sorted(known))})"
-        )
-    return states
