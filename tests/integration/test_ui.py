@@ -542,3 +542,40 @@ def test_an_op_manages_pools_but_a_user_may_not(app_client: TestClient) -> None:
     assert "Add a pool" not in app_client.get("/admin/pools").text
     forbidden = app_client.post("/admin/pools/gpu/delete", data={"csrf_token": user_token})
     assert forbidden.status_code == 403
+
+
+def test_the_task_page_of_a_rescheduled_sensor_shows_its_pokes(
+    app_client: TestClient, session_factory: sessionmaker[Session]
+) -> None:
+    from datetime import timedelta
+
+    from tradewind.models import TaskReschedule
+
+    login(app_client)
+    run_page = _trigger(app_client, "etl_daily", run_id="r9")
+    now = utcnow()
+    with session_scope(session_factory) as session:
+        query = select(TaskInstance).where(
+            TaskInstance.run_id == "r9", TaskInstance.task_id == "extract"
+        )
+        ti = session.scalars(query).one()
+        ti.state, ti.try_number, ti.next_try_at = "up_for_reschedule", 1, now + timedelta(minutes=1)
+        for minutes in (3, 2, 1):
+            start = now - timedelta(minutes=minutes)
+            session.add(
+                TaskReschedule(
+                    ti_id=ti.id,
+                    try_number=1,
+                    start_date=start,
+                    end_date=start + timedelta(seconds=1),
+                    duration=1.0,
+                    reschedule_date=start + timedelta(minutes=1),
+                )
+            )
+    page = app_client.get(f"{run_page}/tasks/extract")
+    assert page.status_code == 200
+    assert "<dt>Next poke</dt>" in page.text
+    pokes = re.search(r'<dd id="ti-pokes">(\d+) in this try since', page.text)
+    assert pokes is not None
+    assert pokes.group(1) == "3"
+    assert 'data-live="true"' in page.text  # waiting sensors refresh in place

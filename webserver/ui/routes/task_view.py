@@ -6,11 +6,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tradewind import clearing
-from tradewind.models import DagRun, DagVersion, TaskInstance, TaskInstanceHistory, XCom
+from tradewind.models import (
+    DagRun,
+    DagVersion,
+    TaskInstance,
+    TaskInstanceHistory,
+    TaskReschedule,
+    XCom,
+)
 from tradewind.models.base import utcnow
 from tradewind.state import TaskInstanceState
 from webserver.api import present, schemas
@@ -86,6 +93,11 @@ def task_page(
                 .order_by(TaskInstance.map_index)
             )
         )
+    pokes = session.execute(
+        select(func.count(), func.min(TaskReschedule.start_date)).where(
+            TaskReschedule.ti_id == row.id, TaskReschedule.try_number == row.try_number
+        )
+    ).one()
     xcoms = list(
         session.scalars(
             select(XCom)
@@ -107,6 +119,7 @@ def task_page(
         log_token=token,
         mapped=mapped,
         xcoms=xcoms,
+        pokes={"count": pokes[0], "first": pokes[1]},
         live=row.state in LIVE_STATES or row.state in ("scheduled", "up_for_retry", None),
         notice=NOTICES.get(notice or ""),
         nav="dags",
