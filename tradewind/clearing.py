@@ -2,7 +2,8 @@
 caller commits). The REST API and the UI both come through here.
 
 Clearing archives the instance's last try (task_instance_history), sets it back to
-no state and puts its run back in the queue; the scheduler then plans it as new. A try
+no state with its retries renewed, and puts its run back in the queue; the scheduler
+then plans it as new. A try
 still running notices at its next heartbeat that it was cleared and stops itself.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tradewind.dagversions import retry_policy_for
 from tradewind.models import DagRun, TaskInstance, TaskInstanceHistory
 from tradewind.state import FINISHED_STATES, DagRunState, TaskInstanceState
 from tradewind.wakeup import wake_scheduler
@@ -85,6 +87,12 @@ def clear(
     for row in rows:
         if row.state is not None and row.try_number > 0 and not _archived(session, row):
             session.add(history_of(row))
+        # As in Airflow, a cleared instance gets its retries again: its next try may be
+        # followed by `retries` more.
+        policy = retry_policy_for(
+            session, row.dag_version_id, row.task_id, fallback_retries=row.max_tries
+        )
+        row.max_tries = row.try_number + policy.retries
         row.state = None
         row.start_date = row.end_date = row.duration = row.next_try_at = None
         row.queued_dttm = row.scheduled_dttm = None

@@ -355,8 +355,15 @@ def resolve_try_end(
     now: datetime,
     jitter_key: str,
     reschedule_at: datetime | None = None,
+    max_tries: int | None = None,
 ) -> Transition:
-    """The one place that decides what each end of a try means for its task instance."""
+    """The one place that decides what each end of a try means for its task instance.
+
+    A failed try is retried while the task has retries and ``try_number`` is at most
+    ``max_tries`` (the instance's own budget: ``retries`` at first, raised when the
+    instance is cleared so that it gets its retries again); without ``max_tries``,
+    ``policy.retries`` is the budget.
+    """
     if end is TryEnd.SUCCESS:
         return Transition(TI.SUCCESS, callback="on_success")
     if end is TryEnd.SKIPPED:
@@ -367,7 +374,8 @@ def resolve_try_end(
         return Transition(TI.DEFERRED)
     if end is TryEnd.INTERRUPTED:
         return Transition(TI.UP_FOR_RETRY, next_try_at=now)
-    retries_left = try_number <= policy.retries
+    budget = policy.retries if max_tries is None else max_tries
+    retries_left = policy.retries > 0 and try_number <= budget
     if end is TryEnd.FAILED_NO_RETRY or not retries_left:
         return Transition(TI.FAILED, callback="on_failure")
     delay = retry_delay_for(policy, try_number, jitter_key)

@@ -74,6 +74,7 @@ def end_lost_try(
         policy=policy,
         now=now,
         jitter_key=f"{row.dag_id}.{row.task_id}.{row.run_id}.{row.map_index}",
+        max_tries=row.max_tries,
     )
     check_transition(TI(row.state), transition.state)
     row.state = str(transition.state)

@@ -116,7 +116,7 @@ class TaskRunner:
             # Celery worker logs the drop itself (see worker.celery_app.run_try).
             logger.info("Not running %s: it is no longer queued for this try", request)
             return TryResult(request, None, ran=False, error="not queued for this try")
-        ti_id, run, version, started = claimed
+        ti_id, run, version, started, max_tries = claimed
         ident = TryIdentity(
             run.id,
             request.dag_id,
@@ -139,7 +139,9 @@ class TaskRunner:
                     "Running %s on host %s, pid %s", request, self.hostname, os.getpid()
                 )
                 outcome = self.execution.execute(request, ti_id, run, version)
-                state = self._record(request, ti_id, outcome, handler, version, started)
+                state = self._record(
+                    request, ti_id, outcome, handler, version, (started, max_tries)
+                )
                 if self.on_recorded is not None:
                     self.on_recorded()
                 self.execution.run_callbacks(request, outcome, state)
@@ -170,7 +172,7 @@ class TaskRunner:
                 unixname=_unixname(),
                 pid=os.getpid(),
             )
-            .returning(TaskInstance.id, TaskInstance.dag_version_id)
+            .returning(TaskInstance.id, TaskInstance.dag_version_id, TaskInstance.max_tries)
         )
 
     @staticmethod
@@ -179,13 +181,15 @@ class TaskRunner:
             DagRun.dag_id == request.dag_id, DagRun.run_id == request.run_id
         )
 
-    def _claim(self, request: TryRequest) -> tuple[str, DagRunView, VersionRef, datetime] | None:
+    def _claim(
+        self, request: TryRequest
+    ) -> tuple[str, DagRunView, VersionRef, datetime, int] | None:
         started = utcnow()
         with session_scope(self.factory) as session:
             claimed = session.execute(self._claim_statement(request, started)).first()
             if claimed is None:
                 return None
-            ti_id, version_id = claimed
+            ti_id, version_id, max_tries = claimed
             run = session.scalar(self._run_query(request))
             if run is not None:  # XComs of an earlier try of this instance are gone
                 xcom.clear_xcoms(
@@ -198,7 +202,7 @@ class TaskRunner:
             ).first()
             if run is None or version is None:  # pragma: no cover - foreign keys prevent it
                 raise TradewindError(f"{request}: its run or DAG version has vanished")
-            return ti_id, DagRunView.of(run), VersionRef(version_id, *version), started
+            return ti_id, DagRunView.of(run), VersionRef(version_id, *version), started, max_tries
 
     @staticmethod
     def _heartbeat_statement(ti_id: str) -> Any:
@@ -227,8 +231,11 @@ class TaskRunner:
         outcome: TryOutcome,
         log: TryLogHandler,
         version: VersionRef,
-        started: datetime,
+        claim: tuple[datetime, int],
     ) -> TaskInstanceState:
+        """Write how the try ended. ``claim`` is when it started and the instance's
+        ``max_tries`` (beyond ``retries`` once the instance was cleared)."""
+        started, max_tries = claim
         now = utcnow()
         with read_session(self.factory) as session:
             policy = retry_policy_for(
@@ -241,6 +248,7 @@ class TaskRunner:
             now=now,
             jitter_key=f"{request.dag_id}.{request.task_id}.{request.run_id}.{request.map_index}",
             reschedule_at=outcome.reschedule_at,
+            max_tries=max_tries,
         )
         check_transition(TI.RUNNING, transition.state)
         task_logger.info("Try %s ends: %s", request.try_number, transition.state)
@@ -254,7 +262,7 @@ class TaskRunner:
             # The code succeeded but its results could not be stored: the try failed.
             task_logger.exception("Could not record the results of %s", request)
             outcome.end, outcome.error, outcome.xcoms = TryEnd.FAILED, exc, []
-            return self._record(request, ti_id, outcome, log, version, started)
+            return self._record(request, ti_id, outcome, log, version, claim)
 
     def _write_end(
         self,

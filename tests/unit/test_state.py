@@ -208,6 +208,26 @@ def test_failures_retry_while_retries_are_left(end: TryEnd) -> None:
     assert last.callback == "on_failure"
 
 
+def test_a_cleared_instance_retries_within_its_own_budget() -> None:
+    # POLICY has 2 retries. Failed at try 3, then cleared: max_tries became 3 + 2.
+    def end(try_number: int) -> TI:
+        return resolve_try_end(
+            TryEnd.FAILED,
+            try_number=try_number,
+            policy=POLICY,
+            now=NOW,
+            jitter_key="k",
+            max_tries=5,
+        ).state
+
+    assert [end(n) for n in (4, 5, 6)] == [TI.UP_FOR_RETRY, TI.UP_FOR_RETRY, TI.FAILED]
+    no_retries = RetryPolicy(retries=0)
+    once = resolve_try_end(
+        TryEnd.FAILED, try_number=1, policy=no_retries, now=NOW, jitter_key="k", max_tries=4
+    )
+    assert once.state is TI.FAILED  # a task without retries is never retried
+
+
 @pytest.mark.parametrize("try_number", [1, 3, 7])
 def test_an_interrupted_try_is_handed_back_at_once_whatever_retries_are_left(
     try_number: int,
