@@ -579,3 +579,32 @@ def test_the_task_page_of_a_rescheduled_sensor_shows_its_pokes(
     assert pokes is not None
     assert pokes.group(1) == "3"
     assert 'data-live="true"' in page.text  # waiting sensors refresh in place
+
+
+def test_the_task_page_of_a_trigger_links_to_the_run_it_started(
+    app_client: TestClient, session_factory: sessionmaker[Session]
+) -> None:
+    from tradewind import xcom
+
+    login(app_client)
+    run_page = _trigger(app_client, "etl_daily", run_id="r10")
+    target_page = _trigger(app_client, "ml_train", run_id="started_by_r10")
+    _finish(session_factory, "r10", {"extract": "success", "load": "success"})
+    with session_scope(session_factory) as session:
+        run = session.scalars(select(DagRun).where(DagRun.run_id == "r10")).one()
+        ti = session.scalars(
+            select(TaskInstance).where(
+                TaskInstance.run_id == "r10", TaskInstance.task_id == "extract"
+            )
+        ).one()
+        ti.rendered_fields = {"trigger_dag_id": "ml_train"}
+        owner = xcom.XComOwner(run.id, "etl_daily", "r10", "extract", -1)
+        xcom.store(session, owner, "trigger_run_id", "started_by_r10")
+    page = app_client.get(f"{run_page}/tasks/extract")
+    assert page.status_code == 200
+    link = re.search(r'<a id="ti-triggered" href="([^"]+)">', page.text)
+    assert link is not None
+    assert link.group(1) == target_page
+    assert app_client.get(link.group(1)).status_code == 200
+    plain = app_client.get(f"{run_page}/tasks/load")
+    assert 'id="ti-triggered"' not in plain.text

@@ -58,6 +58,16 @@ def _spec(session: Session, run: DagRun, task_id: str) -> dict[str, Any]:
     return {}
 
 
+def _triggered_run(row: TaskInstance, xcoms: list[XCom]) -> dict[str, str] | None:
+    """The run a TriggerDagRunOperator started: its DAG from the rendered fields (stored
+    when the try ends), its id from the XCom it pushed at once."""
+    dag_id = (row.rendered_fields or {}).get("trigger_dag_id")
+    run_ids = [x.value for x in xcoms if x.key == "trigger_run_id" and isinstance(x.value, str)]
+    if not isinstance(dag_id, str) or not run_ids:
+        return None
+    return {"dag_id": dag_id, "run_id": run_ids[0]}
+
+
 @router.get(TI_PATH, response_class=HTMLResponse)
 def task_page(
     request: Request,
@@ -119,6 +129,7 @@ def task_page(
         log_token=token,
         mapped=mapped,
         xcoms=xcoms,
+        triggered=_triggered_run(row, xcoms),
         pokes={"count": pokes[0], "first": pokes[1]},
         live=row.state in LIVE_STATES or row.state in ("scheduled", "up_for_retry", None),
         notice=NOTICES.get(notice or ""),
