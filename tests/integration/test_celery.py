@@ -267,6 +267,17 @@ class OwnRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def messages_waiting(self) -> int:
+        """Messages in this Redis's queues (Celery keeps each queue as a list)."""
+        import redis
+
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=2)
+        try:
+            lists = [k for k in client.keys("*") if client.type(k) == b"list"]
+            return sum(int(client.llen(k)) for k in lists)
+        finally:
+            client.close()
+
     def start(self) -> None:
         import redis
 
@@ -339,6 +350,9 @@ with DAG("fanout"):
             lambda: {t.state for t in instances(session_factory, "fanout").values()} == {"queued"},
             "the tries to be queued",
         )
+        # The state says queued just before the messages are sent: wait until Redis holds
+        # all three, or a send retried after the restart would leave nothing to lose.
+        wait_for(lambda: own.messages_waiting() == 3, "the three messages to be in Redis")
         own.stop()  # Redis keeps nothing on disk: the queued messages are gone
         own.start()
         cluster.worker("worker-a")
