@@ -134,11 +134,12 @@ class BaseSensorOperator(BaseOperator):
         return min(interval, self.max_wait) if self.max_wait is not None else interval
 
     def _history(self, context: dict[str, Any]) -> tuple[int, datetime]:
-        """Pokes made earlier in this try (reschedule mode), and when the first began."""
-        ti = context.get("ti")
-        history: Callable[[], tuple[int, datetime | None]] | None = getattr(
-            ti, "poke_history", None
-        )
+        """Pokes made earlier in this try, and when the first began. Only a sensor in
+        reschedule mode has any (each of its pokes is a separate run of `execute`), so
+        only it asks the database."""
+        history: Callable[[], tuple[int, datetime | None]] | None = None
+        if self.mode == "reschedule":
+            history = getattr(context.get("ti"), "poke_history", None)
         earlier, first = history() if history is not None else (0, None)
         return earlier, first or _now()
 
