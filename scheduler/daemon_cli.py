@@ -25,6 +25,14 @@ def register(commands: Commands) -> None:
         help="do not start a DAG file processor (run `tradewind dag-processor` separately)",
     )
     commands.command("dag-processor", _dag_processor, "Run the DAG file processor daemon.")
+    parser = commands.command(
+        "triggerer", _triggerer, "Run the triggerer: the waits of deferred tasks."
+    )
+    parser.add_argument(
+        "--capacity",
+        type=_positive_int,
+        help="triggers to run at once (default: TRADEWIND_TRIGGERER_CAPACITY, 1000)",
+    )
     commands.command(
         "standalone",
         _standalone,
@@ -75,15 +83,14 @@ def _standalone(_args: argparse.Namespace, ctx: CliContext) -> int:
     factory = ctx.session_factory
     password = ensure_admin(factory, ctx.settings)
     with hold_scheduler_lock(ctx.engine, factory, ctx.settings):
-        processor = _start_dag_processor()
-        webserver = _start_child("webserver")
+        children = [_start_dag_processor(), _start_child("triggerer"), _start_child("webserver")]
         try:
             print(banner(ctx.settings, ctx.settings.resolved_database_url, password), flush=True)
             Scheduler(factory, ctx.settings, make_executor(ctx.settings)).run()
         finally:
-            for child in (webserver, processor):
+            for child in reversed(children):
                 child.terminate()
-            for child in (webserver, processor):
+            for child in reversed(children):
                 child.wait(timeout=30)
     return 0
 
@@ -104,6 +111,24 @@ def _dag_processor(_args: argparse.Namespace, ctx: CliContext) -> int:
     configure_daemon_logging(ctx.settings.log_level)
     DagProcessorDaemon(ctx.session_factory, ctx.settings).run()
     return 0
+
+
+def _triggerer(args: argparse.Namespace, ctx: CliContext) -> int:
+    from scheduler.triggerer import Triggerer
+
+    configure_daemon_logging(ctx.settings.log_level)
+    Triggerer(ctx.session_factory, ctx.settings, capacity=args.capacity).run()
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _trigger(args: argparse.Namespace, ctx: CliContext) -> int:

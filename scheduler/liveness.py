@@ -4,20 +4,24 @@ runs past their ``dagrun_timeout``. Data functions: the scheduler tick commits."
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from tradewind import callbacks
 from tradewind.dagversions import serialized_for
 from tradewind.models import DagRun, TaskInstance
+from tradewind.sdk.baseoperator import FAIL_METHOD
 from tradewind.state import (
     FINISHED_STATES,
     DagRunState,
     TaskInstanceState,
+    check_transition,
 )
+from tradewind.wakeup import wake_scheduler
 from worker.lost_tries import end_lost_try
 from worker.task_runner import TryRequest
 
@@ -52,6 +56,7 @@ def check(
     _zombies(session, settings, now, ours)
     resend = _stuck_in_queued(session, settings, now, ours)
     _timed_out_runs(session, now)
+    _timed_out_deferrals(session, now)
     callbacks.fail_abandoned(session, now=now, after=ABANDONED_CALLBACK_AFTER)
     return resend
 
@@ -98,6 +103,36 @@ def _stuck_in_queued(
     return resend
 
 
+def _timed_out_deferrals(session: Session, now: datetime) -> None:
+    """Deferred tries whose trigger did not fire within their timeout resume only to
+    fail (``__fail__``), so the task's own code decides how (a sensor may skip)."""
+    rows = session.scalars(
+        select(TaskInstance).where(
+            TaskInstance.state == str(TI.DEFERRED), TaskInstance.trigger_timeout < now
+        )
+    ).all()
+    for row in rows:
+        logger.info("%s.%s of %s: its deferral timed out", row.dag_id, row.task_id, row.run_id)
+        check_transition(TI.DEFERRED, TI.SCHEDULED)
+        row.state = str(TI.SCHEDULED)
+        row.scheduled_dttm = now
+        row.trigger_id = row.trigger_timeout = None
+        row.next_method = FAIL_METHOD
+        row.next_kwargs = {"error": "the trigger did not fire within its timeout", "timeout": True}
+    for dag_run_pk in _run_pks(session, rows):
+        wake_scheduler(session, dag_run_pk)
+
+
+def _run_pks(session: Session, rows: Sequence[TaskInstance]) -> set[int]:
+    keys = {(row.dag_id, row.run_id) for row in rows}
+    if not keys:
+        return set()
+    found = session.execute(
+        select(DagRun.id).where(tuple_(DagRun.dag_id, DagRun.run_id).in_(sorted(keys)))
+    )
+    return {pk for (pk,) in found}
+
+
 def _timed_out_runs(session: Session, now: datetime) -> None:
     runs = session.scalars(
         select(DagRun).where(
@@ -121,7 +156,11 @@ def _timed_out_runs(session: Session, now: datetime) -> None:
                 TaskInstance.state.is_(None)
                 | TaskInstance.state.not_in([str(s) for s in FINISHED_STATES]),
             )
-            .values(state=str(TI.FAILED), end_date=now)
+            .values(
+                state=str(TI.FAILED),
+                end_date=now,
+                **dict.fromkeys(("trigger_id", "trigger_timeout", "next_method", "next_kwargs")),
+            )
         )
         run.state = str(DagRunState.FAILED)
         run.end_date = now

@@ -178,8 +178,9 @@ def queue_instance(session: Session, row: TaskInstance, now: datetime) -> TryReq
     """Start a new try: bump the try number, mark queued."""
     old = TI(row.state) if row.state else None
     check_transition(old, TI.QUEUED)
-    # A reschedule continues the same try (a sensor poking again), as in Airflow.
-    if old is not TI.UP_FOR_RESCHEDULE:
+    # A reschedule continues the same try (a sensor poking again), as in Airflow; so
+    # does a deferred try whose trigger fired (it knows where to resume).
+    if old is not TI.UP_FOR_RESCHEDULE and row.next_method is None:
         row.try_number += 1
     row.state = str(TI.QUEUED)
     row.queued_dttm = now

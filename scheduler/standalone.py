@@ -2,8 +2,8 @@
 
 It migrates the database, creates an ``admin`` user on first start (the password is
 printed once and kept in ``$TRADEWIND_HOME/standalone_admin_password.txt``), and runs
-the DAG file processor, the webserver (REST API) and the scheduler with the local
-executor until Ctrl-C.
+the DAG file processor, the triggerer, the webserver (REST API and UI) and the scheduler
+with the local executor until Ctrl-C.
 """
 
 from __future__ import annotations

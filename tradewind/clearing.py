@@ -98,6 +98,7 @@ def clear(
         row.queued_dttm = row.scheduled_dttm = None
         row.hostname = row.pid = row.queued_reason = None
         row.resend_count = 0
+        forget_deferral(row)
     runs = _runs_of(session, rows)
     if reset_runs:
         for run in runs:
@@ -131,11 +132,18 @@ def mark(
         row.end_date = now
         row.start_date = row.start_date or now
         row.next_try_at = None
+        forget_deferral(row)
     for run in _runs_of(session, rows):
         if run.state in (str(DagRunState.SUCCESS), str(DagRunState.FAILED)):
             run.state, run.end_date = str(DagRunState.RUNNING), None  # decided again
         wake_scheduler(session, run.id)
     return list(rows)
+
+
+def forget_deferral(row: TaskInstance) -> None:
+    """Detach the instance from its trigger (the triggerer drops triggers nobody waits
+    on) and from where a deferred try would have resumed."""
+    row.trigger_id = row.trigger_timeout = row.next_method = row.next_kwargs = None
 
 
 def unfinished(row: TaskInstance) -> bool:

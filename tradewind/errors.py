@@ -7,6 +7,8 @@ the task runner sorts them in one place.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class TradewindError(Exception):
     """Raised when Tradewind itself detects a problem; base of every Tradewind error."""
@@ -124,7 +126,31 @@ class TaskReschedule(TaskControlFlow):
 
 
 class TaskDefer(TaskControlFlow):
-    """Raised by an operator to hand its wait to the triggerer."""
+    """Raised (by `BaseOperator.defer`) to hand the task's wait to the triggerer: the try
+    is suspended until ``trigger`` fires, then resumes in ``method_name`` with the event.
+    ``timeout`` (a timedelta or None) bounds the wait."""
+
+    def __init__(
+        self,
+        *,
+        trigger: Any,
+        method_name: str,
+        kwargs: dict[str, Any] | None = None,
+        timeout: Any = None,
+    ) -> None:
+        super().__init__(f"deferred to {type(trigger).__name__}, resuming in {method_name}")
+        self.trigger = trigger
+        self.method_name = method_name
+        self.kwargs = kwargs or {}
+        self.timeout = timeout
+
+
+class TaskDeferralError(TradewindError):
+    """A deferred task cannot resume: its trigger failed."""
+
+
+class TaskDeferralTimeout(TradewindError):
+    """A deferred task's trigger did not fire within the deferral's ``timeout``."""
 
 
 class TaskTimeout(BaseException):
@@ -146,3 +172,4 @@ AirflowFailException = TaskFail
 AirflowSensorTimeout = SensorTimeout
 AirflowException = TradewindError
 AirflowTaskTimeout = TaskTimeout
+TaskDeferred = TaskDefer

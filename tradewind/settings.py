@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         default=30.0, ge=0, description="How long running tries may finish on shutdown."
     )
+    triggerer_capacity: int = Field(
+        default=1000, ge=1, description="Triggers one triggerer runs at once."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     broker_url: str = Field(
         default="redis://127.0.0.1:6379/0",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -32,6 +32,8 @@ from tradewind.models.base import utcnow
 from tradewind.sdk.context import base_context
 from tradewind.serialization import jsonable
 from tradewind.state import TaskInstanceState, TryEnd
+from tradewind.triggers.base import trigger_record
+from tradewind.triggers.encoding import decode, encode
 from worker.dag_cache import DagFileCache, VersionRef
 from worker.runtime import DagRunView, RuntimeTaskInstance
 from worker.timeout import execution_timeout, stoppable
@@ -47,6 +49,26 @@ task_logger = logging.getLogger("tradewind.task")
 TI = TaskInstanceState
 
 
+@dataclass(frozen=True)
+class Resumption:
+    """Where a deferred try continues once its trigger fired (or timed out, or failed)."""
+
+    method: str
+    kwargs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Deferral:
+    """A try that handed its wait to the triggerer: the trigger to store (class path and
+    encoded kwargs), the method to resume in and its encoded kwargs, the time limit."""
+
+    classpath: str
+    trigger_kwargs: dict[str, Any]
+    method: str
+    kwargs: dict[str, Any]
+    timeout: timedelta | None
+
+
 @dataclass
 class TryOutcome:
     """How the code of a try ended, before it is recorded."""
@@ -54,6 +76,7 @@ class TryOutcome:
     end: TryEnd
     error: BaseException | None = None
     reschedule_at: datetime | None = None
+    deferral: Deferral | None = None
     xcoms: list[tuple[str, Any]] = field(default_factory=list)
     rendered_fields: dict[str, Any] | None = None
     task: BaseOperator | None = None
@@ -95,18 +118,23 @@ class TryExecution:
         self.hostname = hostname
 
     def execute(
-        self, request: TryRequest, ti_id: str, run: DagRunView, version: VersionRef
+        self,
+        request: TryRequest,
+        ti_id: str,
+        run: DagRunView,
+        version: VersionRef,
+        resume: Resumption | None = None,
     ) -> TryOutcome:
         outcome = TryOutcome(end=TryEnd.FAILED)
         try:
             with stoppable():
-                self._prepare_and_run(request, ti_id, run, version, outcome)
-        except TaskDefer:
-            outcome.end = TryEnd.FAILED
-            outcome.error = TradewindError(
-                "the task deferred itself, but deferrable operators need the triggerer, "
-                "which Tradewind does not have yet; use mode='poke' or 'reschedule'"
-            )
+                self._prepare_and_run(request, ti_id, run, version, outcome, resume)
+        except TaskDefer as deferred:
+            try:
+                outcome.deferral = _deferral_of(deferred)
+                outcome.end = TryEnd.DEFERRED
+            except TradewindError as error:
+                outcome.end, outcome.error = TryEnd.FAILED, error
             self._log_end(request, outcome)
         except BaseException as error:
             if isinstance(error, KeyboardInterrupt):
@@ -124,6 +152,7 @@ class TryExecution:
         run: DagRunView,
         version: VersionRef,
         outcome: TryOutcome,
+        resume: Resumption | None,
     ) -> None:
         dag = self.dags.get_version(version, request.dag_id, lambda: self._source(version))
         # Rendering writes into the operator: work on a copy, never on the cached DAG's.
@@ -134,7 +163,7 @@ class TryExecution:
         if task.is_mapped:
             task = task.unmap(context, request.map_index)  # type: ignore[attr-defined]
             context["task"] = runtime_ti.task = outcome.task = task
-        self._run_code(task, context, outcome)
+        self._run_code(task, context, outcome, resume)
 
     def _source(self, version: VersionRef) -> str | None:
         with read_session(self.factory) as session:
@@ -142,13 +171,23 @@ class TryExecution:
                 select(DagVersion.source_code).where(DagVersion.id == version.version_id)
             )
 
-    def _run_code(self, task: BaseOperator, context: dict[str, Any], outcome: TryOutcome) -> None:
+    def _run_code(
+        self,
+        task: BaseOperator,
+        context: dict[str, Any],
+        outcome: TryOutcome,
+        resume: Resumption | None,
+    ) -> None:
         _call_all(task.on_execute_callback, context, "on_execute_callback")
         outcome.rendered_fields = jsonable(task.render_template_fields(context))
         with execution_timeout(_seconds(task.execution_timeout)):
             try:
                 task.pre_execute(context)
-                result = task.execute(context)
+                if resume is None:
+                    result = task.execute(context)
+                else:
+                    task_logger.info("Resuming after deferral in %s", resume.method)
+                    result = task.resume_execution(resume.method, decode(resume.kwargs), context)
                 task.post_execute(context, result)
             except TaskTimeout:
                 task.on_kill()
@@ -250,6 +289,14 @@ class TryExecution:
             task_logger.info("Task skipped: %s", error)
         elif outcome.end is TryEnd.RESCHEDULED:
             task_logger.info("Rescheduled to %s", outcome.reschedule_at)
+        elif outcome.end is TryEnd.DEFERRED and outcome.deferral is not None:
+            deferral = outcome.deferral
+            task_logger.info(
+                "Deferred to the triggerer: %s; resuming in %s%s",
+                deferral.classpath,
+                deferral.method,
+                f" (timeout {deferral.timeout})" if deferral.timeout is not None else "",
+            )
         else:
             task_logger.error("Task failed with exception", exc_info=error)
 
@@ -277,6 +324,20 @@ class TryExecution:
             or (state is TI.UP_FOR_RETRY and task.email_on_retry)
         ):
             email_failure(task, context, self.settings)
+
+
+def _deferral_of(deferred: TaskDefer) -> Deferral:
+    classpath, trigger_kwargs = trigger_record(deferred.trigger)
+    try:
+        kwargs = encode(deferred.kwargs, where=f"the kwargs of defer({deferred.method_name!r})")
+    except TypeError as exc:
+        raise TradewindError(str(exc)) from None
+    if "event" in kwargs:
+        raise TradewindError("defer(kwargs=...) may not use the key 'event': the trigger's")
+    timeout = deferred.timeout
+    if timeout is not None and not isinstance(timeout, timedelta):
+        raise TradewindError(f"defer(timeout=...) must be a timedelta, got {timeout!r}")
+    return Deferral(classpath, trigger_kwargs, deferred.method_name, kwargs, timeout)
 
 
 def _call_all(callbacks: list[Any], context: dict[str, Any], name: str) -> None:

@@ -29,7 +29,7 @@ from tradewind.db import read_session, session_scope
 from tradewind.errors import (
     TradewindError,
 )
-from tradewind.models import DagRun, DagVersion, TaskInstance, TaskReschedule
+from tradewind.models import DagRun, DagVersion, TaskInstance, TaskReschedule, Trigger
 from tradewind.models.base import utcnow
 from tradewind.state import (
     TaskInstanceState,
@@ -40,7 +40,7 @@ from tradewind.state import (
 )
 from tradewind.wakeup import wake_scheduler
 from worker.dag_cache import DagFileCache, VersionRef
-from worker.execution import TryExecution, TryOutcome
+from worker.execution import Deferral, Resumption, TryExecution, TryOutcome
 from worker.logs import TryIdentity, TryLogHandler, capture, chunk_statement
 from worker.runtime import DagRunView
 
@@ -116,7 +116,7 @@ class TaskRunner:
             # Celery worker logs the drop itself (see worker.celery_app.run_try).
             logger.info("Not running %s: it is no longer queued for this try", request)
             return TryResult(request, None, ran=False, error="not queued for this try")
-        ti_id, run, version, started, max_tries = claimed
+        ti_id, run, version, (started, max_tries), resume = claimed
         ident = TryIdentity(
             run.id,
             request.dag_id,
@@ -138,7 +138,7 @@ class TaskRunner:
                 task_logger.info(
                     "Running %s on host %s, pid %s", request, self.hostname, os.getpid()
                 )
-                outcome = self.execution.execute(request, ti_id, run, version)
+                outcome = self.execution.execute(request, ti_id, run, version, resume)
                 state = self._record(
                     request, ti_id, outcome, handler, version, (started, max_tries)
                 )
@@ -172,7 +172,13 @@ class TaskRunner:
                 unixname=_unixname(),
                 pid=os.getpid(),
             )
-            .returning(TaskInstance.id, TaskInstance.dag_version_id, TaskInstance.max_tries)
+            .returning(
+                TaskInstance.id,
+                TaskInstance.dag_version_id,
+                TaskInstance.max_tries,
+                TaskInstance.next_method,
+                TaskInstance.next_kwargs,
+            )
         )
 
     @staticmethod
@@ -183,15 +189,19 @@ class TaskRunner:
 
     def _claim(
         self, request: TryRequest
-    ) -> tuple[str, DagRunView, VersionRef, datetime, int] | None:
+    ) -> tuple[str, DagRunView, VersionRef, tuple[datetime, int], Resumption | None] | None:
+        """Claim the try; returns its instance id, run, DAG version, (start, max_tries)
+        and, for a deferred try whose trigger fired, where it resumes."""
         started = utcnow()
         with session_scope(self.factory) as session:
             claimed = session.execute(self._claim_statement(request, started)).first()
             if claimed is None:
                 return None
-            ti_id, version_id, max_tries = claimed
+            ti_id, version_id, max_tries, next_method, next_kwargs = claimed
+            resume = None if next_method is None else Resumption(next_method, next_kwargs or {})
             run = session.scalar(self._run_query(request))
-            if run is not None:  # XComs of an earlier try of this instance are gone
+            if run is not None and resume is None:
+                # XComs of an earlier try are gone (a resumed try keeps its own).
                 xcom.clear_xcoms(
                     session, dag_run_pk=run.id, task_id=request.task_id, map_index=request.map_index
                 )
@@ -202,7 +212,13 @@ class TaskRunner:
             ).first()
             if run is None or version is None:  # pragma: no cover - foreign keys prevent it
                 raise TradewindError(f"{request}: its run or DAG version has vanished")
-            return ti_id, DagRunView.of(run), VersionRef(version_id, *version), started, max_tries
+            return (
+                ti_id,
+                DagRunView.of(run),
+                VersionRef(version_id, *version),
+                (started, max_tries),
+                resume,
+            )
 
     @staticmethod
     def _heartbeat_statement(ti_id: str) -> Any:
@@ -285,6 +301,7 @@ class TaskRunner:
                     duration=(now - started).total_seconds(),
                     next_try_at=transition.next_try_at,
                     rendered_fields=outcome.rendered_fields,
+                    **_deferral_columns(session, outcome.deferral, transition.state, now),
                 )
             )
             if ended.rowcount != 1:  # type: ignore[attr-defined]
@@ -345,6 +362,31 @@ class TaskRunner:
             )
 
 
+def _deferral_columns(
+    session: Session, deferral: Deferral | None, state: TaskInstanceState, now: datetime
+) -> dict[str, Any]:
+    """The trigger columns of a try's end: for a deferral, a new trigger row and where to
+    resume; for any other end, nothing left over from an earlier deferral."""
+    if state is not TI.DEFERRED or deferral is None:
+        return {
+            "trigger_id": None,
+            "trigger_timeout": None,
+            "next_method": None,
+            "next_kwargs": None,
+        }
+    trigger_id = session.execute(
+        insert(Trigger)
+        .values(classpath=deferral.classpath, kwargs=deferral.trigger_kwargs, created_date=now)
+        .returning(Trigger.id)
+    ).scalar_one()
+    return {
+        "trigger_id": trigger_id,
+        "trigger_timeout": None if deferral.timeout is None else now + deferral.timeout,
+        "next_method": deferral.method,
+        "next_kwargs": deferral.kwargs,
+    }
+
+
 @functools.cache
 def host_name() -> str:
     """This host's name (looked up once per process: it may need DNS)."""
@@ -374,6 +416,7 @@ def warm_up(factory: sessionmaker[Session]) -> None:
                 duration=0.0,
                 next_try_at=None,
                 rendered_fields={},
+                **_deferral_columns(session, None, TI.SUCCESS, now),
             )
         )
         session.execute(runner._heartbeat_statement("~"))

@@ -1,9 +1,11 @@
 """`TriggerDagRunOperator` through a real scheduler process (local executor), on SQLite
 and Postgres: it starts another DAG's run with a rendered conf and waits for it; with
-``reset_dag_run`` a second trigger of the same run id runs it again."""
+``reset_dag_run`` a second trigger of the same run id runs it again; with
+``deferrable=True`` it waits in the triggerer instead of its worker slot."""
 
 from __future__ import annotations
 
+import contextlib
 import textwrap
 from pathlib import Path
 
@@ -42,6 +44,7 @@ with DAG("controller"):
         reset_dag_run=True,
         wait_for_completion=True,
         poke_interval=0.3,
+        deferrable={deferrable!r},
     )
 
     @task
@@ -58,14 +61,25 @@ def runs(factory: sessionmaker[Session], dag_id: str) -> list[DagRun]:
         return list(session.scalars(select(DagRun).where(DagRun.dag_id == dag_id)))
 
 
+@pytest.mark.parametrize("deferrable", [False, True], ids=["in_slot", "deferred"])
 def test_a_run_triggered_by_a_task_is_waited_for_and_can_be_reset(
-    dags_folder: Path, settings: Settings, session_factory: sessionmaker[Session], tmp_path: Path
+    dags_folder: Path,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    tmp_path: Path,
+    deferrable: bool,
 ) -> None:
     side = tmp_path / "side.txt"
-    (dags_folder / "trigger.py").write_text(textwrap.dedent(DAGS.format(side=str(side))))
+    source = DAGS.format(side=str(side), deferrable=deferrable)
+    (dags_folder / "trigger.py").write_text(textwrap.dedent(source))
     parse_and_unpause(session_factory, settings, "target", "controller")
-    env = daemon_env(settings)
-    with running(["scheduler"], env, tmp_path / "scheduler.log") as scheduler:
+    # Deferred, the waiting task holds no slot: with one slot the target still runs.
+    env = daemon_env(settings, TRADEWIND_PARALLELISM="1" if deferrable else "4")
+    daemons = [["scheduler"], ["triggerer"]] if deferrable else [["scheduler"]]
+    with contextlib.ExitStack() as stack:
+        scheduler, *_ = [
+            stack.enter_context(running(args, env, tmp_path / f"{args[0]}.log")) for args in daemons
+        ]
         for done, day in enumerate(("2026-03-01", "2026-03-02"), start=1):
             args = ["dags", "trigger", "controller", "--logical-date", f"{day}T00:00:00+00:00"]
             with running(args, env, tmp_path / "trigger.log") as trigger:

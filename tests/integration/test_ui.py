@@ -608,3 +608,49 @@ def test_the_task_page_of_a_trigger_links_to_the_run_it_started(
     assert app_client.get(link.group(1)).status_code == 200
     plain = app_client.get(f"{run_page}/tasks/load")
     assert 'id="ti-triggered"' not in plain.text
+
+
+def test_the_task_page_of_a_deferred_task_names_its_trigger_and_triggerer(
+    app_client: TestClient, session_factory: sessionmaker[Session]
+) -> None:
+    from datetime import timedelta
+
+    from tradewind import jobs
+    from tradewind.models import Trigger
+
+    login(app_client)
+    run_page = _trigger(app_client, "etl_daily", run_id="r10")
+    now = utcnow()
+    with session_scope(session_factory) as session:
+        query = select(TaskInstance).where(
+            TaskInstance.run_id == "r10", TaskInstance.task_id == "extract"
+        )
+        ti = session.scalars(query).one()
+        trigger = Trigger(
+            classpath="tradewind.triggers.file.FileTrigger",
+            kwargs={"filepath": "/landing/x.csv"},
+            created_date=now,
+        )
+        session.add(trigger)
+        session.flush()
+        ti.state, ti.try_number, ti.trigger_id = "deferred", 1, trigger.id
+        ti.trigger_timeout = now + timedelta(hours=1)
+    page = app_client.get(f"{run_page}/tasks/extract")
+    assert "FileTrigger" in page.text
+    assert "is <code>tradewind triggerer</code> running?" in page.text
+    token = app_client.post("/auth/token", json={"username": "viewer", "password": PASSWORD})
+    bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    url = "/api/v2/dags/etl_daily/dagRuns/r10/taskInstances/extract"
+    api = app_client.get(url, headers=bearer)
+    assert api.json()["trigger"]["classpath"] == "tradewind.triggers.file.FileTrigger"
+    assert api.json()["triggerer_job"] is None
+
+    with session_scope(session_factory) as session:
+        job = jobs.start_job(session, "triggerer", now=now, hostname="trig-1")
+        session.get(Trigger, trigger.id).triggerer_id = job.id  # type: ignore[union-attr]
+    page = app_client.get(f"{run_page}/tasks/extract")
+    assert "run by triggerer" in page.text
+    assert "trig-1" in page.text
+    assert "<dt>Deferral timeout</dt>" in page.text
+    api = app_client.get(url, headers=bearer)
+    assert api.json()["triggerer_job"]["hostname"] == "trig-1"

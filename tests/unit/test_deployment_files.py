@@ -74,6 +74,7 @@ def example_values() -> dict[str, str]:
 def test_the_compose_file_has_the_production_topology() -> None:
     services = compose()["services"]
     assert {"postgres", "redis", "init", "scheduler", "dag-processor", "worker"} <= set(services)
+    assert "triggerer" in services
     assert {"webserver", "flower"} <= set(services)
     assert services["postgres"]["image"] == "postgres:16"
     assert services["redis"]["image"] == "redis:7"
@@ -84,7 +85,15 @@ def test_the_compose_file_has_the_production_topology() -> None:
 
 def test_every_tradewind_service_runs_a_real_subcommand() -> None:
     services = tradewind_services()
-    assert set(services) == {"init", "scheduler", "dag-processor", "worker", "webserver", "flower"}
+    assert set(services) == {
+        "init",
+        "scheduler",
+        "dag-processor",
+        "triggerer",
+        "worker",
+        "webserver",
+        "flower",
+    }
     commands = {}
     for name, service in services.items():
         argv = [
@@ -95,6 +104,7 @@ def test_every_tradewind_service_runs_a_real_subcommand() -> None:
         "init": "_init",
         "scheduler": "_scheduler",
         "dag-processor": "_dag_processor",
+        "triggerer": "_triggerer",
         "worker": "_worker",
         "webserver": "_webserver",
         "flower": "_flower",
@@ -110,14 +120,14 @@ def test_health_checks_that_call_tradewind_are_real_subcommands() -> None:
             checked += 1
         elif name not in ("init",):
             assert test, f"{name} has no health check"
-    assert checked == 3  # scheduler, dag-processor, worker
+    assert checked == 4  # scheduler, dag-processor, triggerer, worker
 
 
 def test_services_start_in_order_and_share_the_secrets() -> None:
     services = tradewind_services()
     assert services["init"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     assert services["init"]["restart"] == "no"
-    for name in ("scheduler", "dag-processor", "worker", "webserver"):
+    for name in ("scheduler", "dag-processor", "triggerer", "worker", "webserver"):
         depends = services[name]["depends_on"]
         assert depends["init"] == {"condition": "service_completed_successfully"}, name
         assert depends["postgres"] == {"condition": "service_healthy"}, name
@@ -129,7 +139,7 @@ def test_services_start_in_order_and_share_the_secrets() -> None:
 
 def test_dags_are_mounted_read_only_where_they_are_parsed() -> None:
     services = tradewind_services()
-    for name in ("scheduler", "dag-processor", "worker"):
+    for name in ("scheduler", "dag-processor", "triggerer", "worker"):
         mounts = services[name]["volumes"]
         assert "${TRADEWIND_DAGS_DIR:-./dags}:/opt/tradewind/dags:ro" in mounts, name
     assert services["webserver"]["volumes"] == []  # it never imports a DAG file

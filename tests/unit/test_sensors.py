@@ -141,7 +141,7 @@ def test_reschedule_mode_backs_off_by_the_number_of_earlier_pokes(
     ("options", "message"),
     [
         ({"mode": "smart"}, "mode must be 'poke' or 'reschedule', got 'smart'"),
-        ({"deferrable": True}, "deferrable=True needs the triggerer"),
+        ({"deferrable": True}, "Countdown cannot defer"),
         ({"poke_interval": -1}, "poke_interval must be a timedelta or a number of seconds"),
         ({"timeout": "soon"}, "timeout must be a timedelta or a number of seconds"),
     ],

@@ -24,7 +24,6 @@ def make(**kwargs: Any) -> TriggerDagRunOperator:
     [
         ({"trigger_dag_id": ""}, "trigger_dag_id must be a DAG id"),
         ({"conf": ["not", "a", "dict"]}, "conf must be a dict, got list"),
-        ({"deferrable": True}, "deferrable=True needs the triggerer"),
         ({"allowed_states": ["done"]}, "'done' is not a state of a run"),
         ({"failed_states": ["success"]}, "both allowed and failed"),
         ({"poke_interval": -5}, "poke_interval must be a timedelta or a number of seconds"),

@@ -20,6 +20,7 @@ from tradewind.models.task_instance import (
     TaskMap,
     TaskReschedule,
 )
+from tradewind.models.trigger import Trigger
 from tradewind.models.variable import ConnectionModel, VariableModel
 from tradewind.models.xcom import XCom
 
@@ -42,6 +43,7 @@ __all__ = [
     "TaskInstanceHistory",
     "TaskMap",
     "TaskReschedule",
+    "Trigger",
     "User",
     "VariableModel",
     "XCom",

@@ -75,6 +75,13 @@ class TaskInstance(_TryColumns, Base):
     resend_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Why a queued try has not started (no worker listens to its queue), for the UI/API.
     queued_reason: Mapped[str | None] = mapped_column(Text)
+    # A deferred try: the trigger it waits on and until when; then where it resumes.
+    trigger_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("trigger.id", ondelete="SET NULL"), index=True
+    )
+    trigger_timeout: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    next_method: Mapped[str | None] = mapped_column(String(1000))
+    next_kwargs: Mapped[dict[str, Any] | None] = mapped_column(JsonText)
 
     @property
     def key(self) -> tuple[str, str, str, int]:

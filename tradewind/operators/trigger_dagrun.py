@@ -10,6 +10,8 @@ Example::
         poke_interval=30,
     )
 
+With ``deferrable=True`` the wait happens in the triggerer, not in a worker slot.
+
 The run is created in the metadata database as a manual run (``triggered_by`` is
 ``operator``) and started by the scheduler like any other; a paused DAG's run waits
 until the DAG is unpaused. The run id and logical date go to XCom as
@@ -33,6 +35,7 @@ from tradewind.errors import (
 from tradewind.sdk._operator_args import as_states, as_timedelta
 from tradewind.sdk.baseoperator import BaseOperator
 from tradewind.state import DagRunState
+from tradewind.triggers.external_task import DagRunStateTrigger
 
 XCOM_RUN_ID = "trigger_run_id"
 XCOM_LOGICAL_DATE = "trigger_logical_date"
@@ -89,11 +92,6 @@ class TriggerDagRunOperator(BaseOperator):
             raise fail(f"trigger_dag_id must be a DAG id, got {trigger_dag_id!r}")
         if conf is not None and not isinstance(conf, dict):
             raise fail(f"conf must be a dict, got {type(conf).__name__}")
-        if deferrable:
-            raise fail(
-                "deferrable=True needs the triggerer, which Tradewind does not have yet; "
-                "use wait_for_completion=True (it waits in its worker slot)"
-            )
         known = {str(s) for s in DagRunState}
         self.allowed_states = as_states(allowed_states, ["success"], known, "a run", fail)
         self.failed_states = as_states(failed_states, ["failed"], known, "a run", fail)
@@ -107,7 +105,7 @@ class TriggerDagRunOperator(BaseOperator):
         self.wait_for_completion = bool(wait_for_completion)
         self.poke_interval = as_timedelta(poke_interval, "poke_interval", fail).total_seconds()
         self.skip_when_already_exists = bool(skip_when_already_exists)
-        self.deferrable = False
+        self.deferrable = bool(deferrable)
 
     def execute(self, context: dict[str, Any]) -> None:
         from tradewind.db import process_session_factory, session_scope
@@ -122,8 +120,22 @@ class TriggerDagRunOperator(BaseOperator):
         ti.xcom_push(
             key=XCOM_LOGICAL_DATE, value=logical_date.isoformat() if logical_date else None
         )
+        if self.wait_for_completion and self.deferrable:
+            self.defer(
+                trigger=DagRunStateTrigger(
+                    dag_id=self.trigger_dag_id,
+                    run_id=run_id,
+                    states=[*self.allowed_states, *self.failed_states],
+                    poll_interval=self.poke_interval,
+                ),
+                method_name="execute_complete",
+            )
         if self.wait_for_completion:
             self._wait(run_id)
+
+    def execute_complete(self, context: dict[str, Any], event: Any = None) -> None:
+        """Where a deferred wait for the triggered run resumes."""
+        self._judge(event["run_id"], event["state"])
 
     def _logical_date(self, now: datetime) -> datetime | None:
         value = self.logical_date
@@ -207,10 +219,14 @@ class TriggerDagRunOperator(BaseOperator):
                         DagRun.dag_id == self.trigger_dag_id, DagRun.run_id == run_id
                     )
                 )
-            self.log.info("Run %s of %s is %s", run_id, self.trigger_dag_id, state)
-            if state in self.failed_states:
-                raise TradewindError(f"{self.trigger_dag_id} run {run_id} ended {state}")
-            if state in self.allowed_states:
+            if self._judge(run_id, state):
                 return
-            if state is None:
-                raise TradewindError(f"{self.trigger_dag_id} run {run_id} was deleted")
+
+    def _judge(self, run_id: str, state: str | None) -> bool:
+        """True once the triggered run ended well; raises if it ended badly."""
+        self.log.info("Run %s of %s is %s", run_id, self.trigger_dag_id, state)
+        if state in self.failed_states:
+            raise TradewindError(f"{self.trigger_dag_id} run {run_id} ended {state}")
+        if state is None:
+            raise TradewindError(f"{self.trigger_dag_id} run {run_id} was deleted")
+        return state in self.allowed_states

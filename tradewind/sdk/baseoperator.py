@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from tradewind.errors import DagDefinitionError
 from tradewind.sdk import _context
@@ -44,6 +44,10 @@ if TYPE_CHECKING:
     from tradewind.sdk.mapped import OperatorPartial
     from tradewind.sdk.taskgroup import TaskGroup
     from tradewind.sdk.xcom_arg import XComArg
+
+
+# The method a deferred try "resumes" in when its trigger timed out or failed.
+FAIL_METHOD = "__fail__"
 
 
 class BaseOperator(DependencyMixin):
@@ -325,6 +329,41 @@ class BaseOperator(DependencyMixin):
 
     def on_kill(self) -> None:
         """Called when the try is stopped (timeout, kill); release external resources here."""
+
+    def defer(
+        self,
+        *,
+        trigger: Any,
+        method_name: str,
+        kwargs: dict[str, Any] | None = None,
+        timeout: timedelta | float | None = None,
+    ) -> NoReturn:
+        """Suspend this try until ``trigger`` fires, freeing the worker slot; the task
+        then resumes in ``self.<method_name>(context, event=<payload>, **kwargs)``. With
+        ``timeout`` (a timedelta or seconds) the try fails if the trigger has not fired
+        by then."""
+        from tradewind.errors import TaskDefer
+
+        if not callable(getattr(self, method_name, None)):
+            raise TypeError(f"{type(self).__name__} has no method {method_name!r} to resume in")
+        if timeout is not None and not isinstance(timeout, timedelta):
+            timeout = timedelta(seconds=float(timeout))
+        raise TaskDefer(trigger=trigger, method_name=method_name, kwargs=kwargs, timeout=timeout)
+
+    def resume_execution(
+        self, next_method: str, next_kwargs: dict[str, Any], context: dict[str, Any]
+    ) -> Any:
+        """Continue a deferred try: call ``next_method``, or raise why it cannot resume
+        (the trigger timed out or failed)."""
+        from tradewind.errors import TaskDeferralError, TaskDeferralTimeout
+
+        if next_method == FAIL_METHOD:
+            if next_kwargs.get("timeout"):
+                raise TaskDeferralTimeout(next_kwargs.get("error") or "the trigger timed out")
+            error = next_kwargs.get("error") or "the trigger failed"
+            trace = "".join(next_kwargs.get("traceback") or [])
+            raise TaskDeferralError(f"{error}\n{trace}" if trace else error)
+        return getattr(self, next_method)(context, **next_kwargs)
 
     def render_template_fields(
         self, context: Mapping[str, Any], renderer: Any = None

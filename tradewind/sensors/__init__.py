@@ -20,8 +20,11 @@ Modes:
   (the task instance shows ``up_for_reschedule``); for long waits. The ``timeout`` counts
   from the first poke, across reschedules.
 
-``deferrable=True`` needs the triggerer, which Tradewind does not have yet: such a sensor
-is refused when its DAG file is parsed, with the place named.
+- ``deferrable=True`` pokes once, then hands the wait to `tradewind triggerer` as a
+  trigger (the task instance shows ``deferred`` and holds no slot at all); when the
+  trigger fires the task resumes in `execute_complete`. One triggerer holds thousands of
+  such waits. The built-in sensors (file, external task, time delta, date-time) can
+  defer; a sensor of your own can by implementing `trigger_for`.
 """
 
 from __future__ import annotations
@@ -30,11 +33,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
-from tradewind.errors import DagDefinitionError, SensorTimeout, TaskReschedule, TaskSkip
+from tradewind.errors import (
+    DagDefinitionError,
+    SensorTimeout,
+    TaskDeferralTimeout,
+    TaskFail,
+    TaskReschedule,
+    TaskSkip,
+)
 from tradewind.sdk._operator_args import as_optional_timedelta, as_timedelta
 from tradewind.sdk.baseoperator import BaseOperator
+from tradewind.triggers.base import BaseTrigger
 
 MODES = ("poke", "reschedule")
 DEFAULT_POKE_INTERVAL = timedelta(seconds=60)
@@ -63,6 +74,8 @@ class BaseSensorOperator(BaseOperator):
     :param mode: ``"poke"`` or ``"reschedule"`` (see the module's docs).
     :param exponential_backoff: double the interval after every poke.
     :param max_wait: the longest interval exponential backoff may reach.
+    :param deferrable: wait in the triggerer instead of a worker slot (see the module's
+        docs); needs a sensor that implements `trigger_for`.
     """
 
     ui_color: ClassVar[str] = "#e6f1f2"
@@ -91,23 +104,30 @@ class BaseSensorOperator(BaseOperator):
         self.max_wait = as_optional_timedelta(max_wait, "max_wait", fail)
         if mode not in MODES:
             raise fail(f"mode must be 'poke' or 'reschedule', got {mode!r}")
-        if deferrable:
+        if deferrable and type(self).trigger_for is BaseSensorOperator.trigger_for:
             raise fail(
-                "deferrable=True needs the triggerer, which Tradewind does not have yet; "
+                f"{type(self).__name__} cannot defer (it has no trigger_for); "
                 "use mode='reschedule' to give the worker slot back between pokes"
             )
         self.mode = mode
         self.soft_fail = bool(soft_fail)
         self.exponential_backoff = bool(exponential_backoff)
-        self.deferrable = False
+        self.deferrable = bool(deferrable)
 
     def poke(self, context: dict[str, Any]) -> bool | PokeReturnValue:
         """Is the condition met? Called once per poke; override it."""
         raise NotImplementedError(f"{type(self).__name__} must implement poke(context)")
 
+    def trigger_for(self, context: dict[str, Any]) -> BaseTrigger:
+        """The trigger that waits for this sensor's condition when it defers; sensors
+        that can defer override it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot defer")
+
     # --- the waiting --------------------------------------------------------------------
 
     def execute(self, context: dict[str, Any]) -> Any:
+        if self.deferrable:
+            return self._poke_then_defer(context)
         pokes, started = self._history(context)
         while True:
             pokes += 1
@@ -124,6 +144,35 @@ class BaseSensorOperator(BaseOperator):
             if self.mode == "reschedule":
                 raise TaskReschedule(now + interval)
             time.sleep(interval.total_seconds())
+
+    def _poke_then_defer(self, context: dict[str, Any]) -> Any:
+        result = self.poke(context)
+        if not result:
+            trigger = self.trigger_for(context)
+            self.log.info("Not yet; deferring to the triggerer: %r", trigger)
+            self.defer(trigger=trigger, method_name="execute_complete", timeout=self.timeout)
+        self.log.info("Success criteria met. Exiting.")
+        return result.xcom_value if isinstance(result, PokeReturnValue) else None
+
+    def execute_complete(self, context: dict[str, Any], event: Any = None) -> Any:
+        """Where a deferred sensor resumes: its trigger fired with ``event``."""
+        status = event.get("status") if isinstance(event, dict) else "success"
+        if status == "success":
+            self.log.info("Success criteria met (%s). Exiting.", event)
+            return None
+        message = f"Sensor {self.task_id!r}: the trigger reports {status}: {event}"
+        if status == "skipped" or self.soft_fail:
+            raise TaskSkip(message)
+        raise TaskFail(message)
+
+    def resume_execution(
+        self, next_method: str, next_kwargs: dict[str, Any], context: dict[str, Any]
+    ) -> Any:
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except TaskDeferralTimeout:
+            pass  # raised below, outside the handler: one traceback, not two
+        return self._time_out(self.timeout)
 
     def next_poke_interval(self, pokes: int) -> timedelta:
         """The wait after poke number ``pokes`` (1 for the first)."""
@@ -143,7 +192,7 @@ class BaseSensorOperator(BaseOperator):
         earlier, first = history() if history is not None else (0, None)
         return earlier, first or _now()
 
-    def _time_out(self, waited: timedelta) -> None:
+    def _time_out(self, waited: timedelta) -> NoReturn:
         message = (
             f"Sensor {self.task_id!r} timed out after {waited.total_seconds():.0f}s "
             f"(timeout {self.timeout.total_seconds():.0f}s)"

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from tradewind.errors import DagDefinitionError, TradewindError
 from tradewind.sensors import BaseSensorOperator
+from tradewind.triggers.temporal import DateTimeTrigger
 
 
 class DateTimeSensor(BaseSensorOperator):
@@ -52,3 +53,6 @@ class DateTimeSensor(BaseSensorOperator):
         target = self.target()
         self.log.info("Checking whether %s has come", target.isoformat())
         return datetime.now(UTC) >= target
+
+    def trigger_for(self, context: dict[str, Any]) -> DateTimeTrigger:
+        return DateTimeTrigger(self.target())

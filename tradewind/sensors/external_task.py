@@ -27,6 +27,14 @@ from tradewind.errors import DagDefinitionError, TaskFail, TaskSkip, TradewindEr
 from tradewind.sdk._operator_args import as_states
 from tradewind.sensors import BaseSensorOperator
 from tradewind.state import DagRunState, TaskInstanceState
+from tradewind.triggers.external_task import (
+    FAILED,
+    SKIPPED,
+    SUCCESS,
+    ExternalTaskTrigger,
+    awaited_states,
+    judge,
+)
 
 
 class ExternalTaskSensor(BaseSensorOperator):
@@ -121,8 +129,8 @@ class ExternalTaskSensor(BaseSensorOperator):
         with read_session(process_session_factory()) as session:
             if self.check_existence and not self._checked:
                 self._check_existence(session)
-            states = self._states(session, dates)
-        what = f"{self.external_dag_id}" + (f".{','.join(self.task_ids)}" if self.task_ids else "")
+            states = awaited_states(session, self.external_dag_id, self.task_ids, dates)
+        what = self._what()
         self.log.info(
             "Poking for %s on %s: %s",
             what,
@@ -130,50 +138,36 @@ class ExternalTaskSensor(BaseSensorOperator):
             "; ".join(f"{k}: {sorted(map(str, v))}" for k, v in sorted(states.items()))
             or "nothing yet",
         )
-        seen = {state for found in states.values() for state in found}
-        if seen & set(self.failed_states):
-            message = f"{what} is in a failed state ({', '.join(sorted(map(str, seen)))})"
+        verdict = judge(
+            states,
+            expected=len(dates) * (len(self.task_ids) if self.task_ids else 1),
+            allowed=self.allowed_states,
+            failed=self.failed_states,
+            skipped=self.skipped_states,
+        )
+        seen = ", ".join(sorted({str(s) for found in states.values() for s in found}))
+        if verdict == FAILED:
+            message = f"{what} is in a failed state ({seen})"
             if self.soft_fail:
                 raise TaskSkip(message)
             raise TaskFail(message)
-        if seen & set(self.skipped_states):
-            raise TaskSkip(f"{what} is in a skipped state ({', '.join(sorted(map(str, seen)))})")
-        expected = len(dates) * (len(self.task_ids) if self.task_ids else 1)
-        allowed = set(self.allowed_states)
-        return len(states) == expected and all(found <= allowed for found in states.values())
+        if verdict == SKIPPED:
+            raise TaskSkip(f"{what} is in a skipped state ({seen})")
+        return verdict == SUCCESS
 
-    def _states(self, session: Any, dates: list[datetime]) -> dict[str, set[str | None]]:
-        """The states of each awaited thing, keyed ``date`` or ``date/task`` (a mapped
-        task has one per instance)."""
-        from sqlalchemy import select
+    def _what(self) -> str:
+        return self.external_dag_id + (f".{','.join(self.task_ids)}" if self.task_ids else "")
 
-        from tradewind.models import DagRun, TaskInstance
-
-        found: dict[str, set[str | None]] = {}
-        if not self.task_ids:
-            rows = session.execute(
-                select(DagRun.logical_date, DagRun.state).where(
-                    DagRun.dag_id == self.external_dag_id, DagRun.logical_date.in_(dates)
-                )
-            )
-            for when, state in rows:
-                found.setdefault(when.isoformat(), set()).add(state)
-            return found
-        rows = session.execute(
-            select(DagRun.logical_date, TaskInstance.task_id, TaskInstance.state)
-            .join(
-                TaskInstance,
-                (TaskInstance.dag_id == DagRun.dag_id) & (TaskInstance.run_id == DagRun.run_id),
-            )
-            .where(
-                DagRun.dag_id == self.external_dag_id,
-                DagRun.logical_date.in_(dates),
-                TaskInstance.task_id.in_(self.task_ids),
-            )
+    def trigger_for(self, context: dict[str, Any]) -> ExternalTaskTrigger:
+        return ExternalTaskTrigger(
+            external_dag_id=self.external_dag_id,
+            logical_dates=self.logical_dates(context),
+            external_task_ids=self.task_ids,
+            allowed_states=self.allowed_states,
+            failed_states=self.failed_states,
+            skipped_states=self.skipped_states,
+            poke_interval=self.poke_interval.total_seconds(),
         )
-        for when, task_id, state in rows:
-            found.setdefault(f"{when.isoformat()}/{task_id}", set()).add(state)
-        return found
 
     def _check_existence(self, session: Any) -> None:
         from tradewind.models import DagModel

@@ -3,17 +3,18 @@
 Example::
 
     FileSensor(task_id="wait", filepath="/landing/{{ ds }}/*.parquet", mode="reschedule")
+    FileSensor(task_id="wait", filepath="/landing/{{ ds }}/_SUCCESS", deferrable=True)
 """
 
 from __future__ import annotations
 
-import glob
 import os
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from tradewind.errors import ConnectionNotFound
 from tradewind.sensors import BaseSensorOperator
+from tradewind.triggers.file import FileTrigger, find_file
 
 DEFAULT_CONNECTION = "fs_default"
 
@@ -43,24 +44,24 @@ class FileSensor(BaseSensorOperator):
         self.fs_conn_id = fs_conn_id
         self.recursive = bool(recursive)
 
-    def poke(self, context: dict[str, Any]) -> bool:
+    def pattern(self) -> str:
         relative = not os.path.isabs(self.filepath)
-        pattern = os.path.join(self._base_path(), self.filepath) if relative else self.filepath
-        self.log.info("Poking for file %s", pattern)
-        for path in sorted(glob.glob(pattern, recursive=self.recursive)):
-            if os.path.isfile(path):
-                self.log.info("Found file %s", path)
-                return True
-            if os.path.isdir(path) and self._holds_a_file(path):
-                self.log.info("Found folder %s with files in it", path)
-                return True
-        return False
+        return os.path.join(self._base_path(), self.filepath) if relative else self.filepath
 
-    def _holds_a_file(self, folder: str) -> bool:
-        if self.recursive:
-            return any(files for _, _, files in os.walk(folder))
-        with os.scandir(folder) as entries:
-            return any(entry.is_file() for entry in entries)
+    def poke(self, context: dict[str, Any]) -> bool:
+        pattern = self.pattern()
+        self.log.info("Poking for file %s", pattern)
+        found = find_file(pattern, recursive=self.recursive)
+        if found is not None:
+            self.log.info("Found %s", found)
+        return found is not None
+
+    def trigger_for(self, context: dict[str, Any]) -> FileTrigger:
+        return FileTrigger(
+            self.pattern(),
+            recursive=self.recursive,
+            poke_interval=self.poke_interval.total_seconds(),
+        )
 
     def _base_path(self) -> str:
         from tradewind.sdk.connection import Connection

@@ -14,6 +14,7 @@ from typing import Any
 from tradewind.errors import DagDefinitionError
 from tradewind.sdk._operator_args import as_timedelta
 from tradewind.sensors import BaseSensorOperator
+from tradewind.triggers.temporal import DateTimeTrigger
 
 
 class TimeDeltaSensor(BaseSensorOperator):
@@ -40,3 +41,6 @@ class TimeDeltaSensor(BaseSensorOperator):
         target = self.target(context)
         self.log.info("Checking whether %s has come", target.isoformat())
         return datetime.now(UTC) >= target
+
+    def trigger_for(self, context: dict[str, Any]) -> DateTimeTrigger:
+        return DateTimeTrigger(self.target(context))

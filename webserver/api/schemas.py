@@ -398,6 +398,28 @@ class TaskInstanceHistoryResponse(BaseModel):
     dag_version: DagVersionResponse | None
 
 
+class TriggerResponse(BaseModel):
+    id: int
+    classpath: str
+    kwargs: str
+    created_date: datetime
+    queue: str | None = None
+    triggerer_id: int | None
+
+
+class JobResponse(BaseModel):
+    id: int
+    dag_id: str | None = None
+    state: str | None
+    job_type: str | None
+    start_date: datetime | None
+    end_date: datetime | None
+    latest_heartbeat: datetime | None
+    executor_class: str | None
+    hostname: str | None
+    unixname: str | None = None
+
+
 class TaskInstanceResponse(TaskInstanceHistoryResponse):
     id: str
     logical_date: datetime | None
@@ -405,8 +427,8 @@ class TaskInstanceResponse(TaskInstanceHistoryResponse):
     note: str | None
     rendered_map_index: str | None
     rendered_fields: dict[str, Any] | None = None
-    trigger: dict[str, Any] | None = None
-    triggerer_job: dict[str, Any] | None = None
+    trigger: TriggerResponse | None = None
+    triggerer_job: JobResponse | None = None
     # Tradewind's addition: why a queued try has not started (e.g. no worker on its queue).
     queued_reason: str | None = None
 

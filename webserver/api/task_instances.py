@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 import jwt
@@ -13,9 +14,11 @@ from tradewind.models import (
     DagModel,
     DagRun,
     DagVersion,
+    Job,
     LogChunk,
     TaskInstance,
     TaskInstanceHistory,
+    Trigger,
     XCom,
 )
 from tradewind.settings import Settings
@@ -72,6 +75,12 @@ class _Context:
                 )
             ).all()
         }
+        trigger_ids = {r.trigger_id for r in rows if getattr(r, "trigger_id", None)}
+        self.triggers = {
+            t.id: t for t in session.scalars(select(Trigger).where(Trigger.id.in_(trigger_ids)))
+        }
+        job_ids = {t.triggerer_id for t in self.triggers.values() if t.triggerer_id}
+        self.jobs = {j.id: j for j in session.scalars(select(Job).where(Job.id.in_(job_ids)))}
         version_ids = {r.dag_version_id for r in rows if r.dag_version_id}
         self.versions = {
             v.id: v
@@ -86,6 +95,34 @@ class _Context:
             if spec["task_id"] == row.task_id:
                 return dict(spec)
         return {}
+
+    def trigger(self, row: TaskInstance) -> schemas.TriggerResponse | None:
+        trigger = self.triggers.get(row.trigger_id) if row.trigger_id else None
+        if trigger is None:
+            return None
+        return schemas.TriggerResponse(
+            id=trigger.id,
+            classpath=trigger.classpath,
+            kwargs=json.dumps(trigger.kwargs, sort_keys=True),
+            created_date=trigger.created_date,
+            triggerer_id=trigger.triggerer_id,
+        )
+
+    def triggerer_job(self, row: TaskInstance) -> schemas.JobResponse | None:
+        trigger = self.triggers.get(row.trigger_id) if row.trigger_id else None
+        job = self.jobs.get(trigger.triggerer_id) if trigger and trigger.triggerer_id else None
+        if job is None:
+            return None
+        return schemas.JobResponse(
+            id=job.id,
+            state=job.state,
+            job_type=job.job_type,
+            start_date=job.start_date,
+            end_date=job.end_date,
+            latest_heartbeat=job.latest_heartbeat,
+            executor_class=job.executor_class,
+            hostname=job.hostname,
+        )
 
     def version(self, row: Any) -> schemas.DagVersionResponse | None:
         version = self.versions.get(row.dag_version_id or "")
@@ -135,6 +172,8 @@ def respond(row: TaskInstance, run: DagRun, context: _Context) -> schemas.TaskIn
         rendered_map_index=None if row.map_index < 0 else str(row.map_index),
         rendered_fields=row.rendered_fields or {},
         queued_reason=row.queued_reason,
+        trigger=context.trigger(row),
+        triggerer_job=context.triggerer_job(row),
     )
 
 

@@ -13,9 +13,11 @@ from tradewind import clearing
 from tradewind.models import (
     DagRun,
     DagVersion,
+    Job,
     TaskInstance,
     TaskInstanceHistory,
     TaskReschedule,
+    Trigger,
     XCom,
 )
 from tradewind.models.base import utcnow
@@ -108,6 +110,8 @@ def task_page(
             TaskReschedule.ti_id == row.id, TaskReschedule.try_number == row.try_number
         )
     ).one()
+    trigger = session.get(Trigger, row.trigger_id) if row.trigger_id else None
+    triggerer = session.get(Job, trigger.triggerer_id) if trigger and trigger.triggerer_id else None
     xcoms = list(
         session.scalars(
             select(XCom)
@@ -131,6 +135,8 @@ def task_page(
         xcoms=xcoms,
         triggered=_triggered_run(row, xcoms),
         pokes={"count": pokes[0], "first": pokes[1]},
+        trigger=trigger,
+        triggerer=triggerer,
         live=row.state in LIVE_STATES or row.state in ("scheduled", "up_for_retry", None),
         notice=NOTICES.get(notice or ""),
         nav="dags",
