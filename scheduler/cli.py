@@ -19,9 +19,10 @@ if TYPE_CHECKING:
 
 def register(commands: Commands) -> None:
     """Called through the ``tradewind.cli`` entry point."""
-    from scheduler import daemon_cli
+    from scheduler import backfill_cli, daemon_cli
 
     daemon_cli.register(commands)
+    backfill_cli.register(commands)
     parser = commands.command("list", _dags_list, "List the DAGs in the DAG folder.", group="dags")
     add_output_option(parser)
     parser.add_argument("--include-stale", action="store_true", help="also DAGs whose file is gone")

@@ -12,7 +12,7 @@ import logging
 from collections import Counter
 from datetime import datetime
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from tradewind.dagversions import serialized_for
@@ -83,6 +83,8 @@ def _candidates(
             TaskInstance.dag_id.not_in(full_dags),
         )
         .order_by(
+            # A backfill's tasks yield to those of every other run.
+            case((DagRun.backfill_id.is_(None), 0), else_=1),
             TaskInstance.priority_weight.desc(),
             TaskInstance.scheduled_dttm,
             TaskInstance.id,
@@ -95,16 +97,24 @@ def _candidates(
 
 
 def _open_pool_slots(session: Session) -> dict[str, int]:
-    used = dict(
-        session.execute(
-            select(TaskInstance.pool, func.sum(TaskInstance.pool_slots))
-            .where(TaskInstance.state.in_(OCCUPYING))
-            .group_by(TaskInstance.pool)
-        ).all()
-    )
+    """Free slots per pool: queued and running tries hold theirs, and deferred ones too
+    in a pool with ``include_deferred``."""
+    used: dict[tuple[str, str | None], int] = {
+        (pool, state): int(total or 0)
+        for pool, state, total in session.execute(
+            select(TaskInstance.pool, TaskInstance.state, func.sum(TaskInstance.pool_slots))
+            .where(TaskInstance.state.in_([*OCCUPYING, str(TI.DEFERRED)]))
+            .group_by(TaskInstance.pool, TaskInstance.state)
+        )
+    }
     slots: dict[str, int] = {}
-    for name, size in session.execute(select(Pool.pool, Pool.slots)):
-        slots[name] = (1 << 30 if size < 0 else size) - int(used.get(name) or 0)
+    for name, size, include_deferred in session.execute(
+        select(Pool.pool, Pool.slots, Pool.include_deferred)
+    ):
+        held = sum(used.get((name, state), 0) for state in OCCUPYING)
+        if include_deferred:
+            held += used.get((name, str(TI.DEFERRED)), 0)
+        slots[name] = (1 << 30 if size < 0 else size) - held
     return slots
 
 

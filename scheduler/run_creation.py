@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from tradewind.dagruns import RunRequest, create_dag_run, latest_version
 from tradewind.dagversions import serialized_for
 from tradewind.errors import DagRunAlreadyExists, ParamValidationError
-from tradewind.models import DagModel, DagRun
+from tradewind.models import Backfill, DagModel, DagRun
 from tradewind.schedules import DagRunInfo, DataInterval, TimeRestriction
 from tradewind.serialization import SerializedDag
 from tradewind.state import DagRunState, DagRunType
@@ -156,14 +156,21 @@ def _create_next(session: Session, model: DagModel, now: datetime) -> DagRun | N
 
 
 def active_runs(session: Session, dag_id: str) -> int:
+    """Running runs of a DAG that count against its ``max_active_runs`` (a backfill's
+    runs do not: the backfill has its own)."""
     count = session.scalar(
-        select(func.count()).where(DagRun.dag_id == dag_id, DagRun.state.in_(["running"]))
+        select(func.count()).where(
+            DagRun.dag_id == dag_id,
+            DagRun.state.in_(["running"]),
+            DagRun.backfill_id.is_(None),
+        )
     )
     return int(count or 0)
 
 
 def start_queued_runs(session: Session, now: datetime) -> list[DagRun]:
-    """Move queued runs of unpaused DAGs to running, oldest first, within max_active_runs."""
+    """Move queued runs of unpaused DAGs to running, oldest first, within max_active_runs
+    (a backfill's runs: unless the backfill is paused)."""
     query = (
         select(DagRun)
         .join(DagModel, DagModel.dag_id == DagRun.dag_id)
@@ -176,7 +183,19 @@ def start_queued_runs(session: Session, now: datetime) -> list[DagRun]:
     )
     started = []
     running: dict[str, int] = {}
+    paused_backfills = set(
+        session.scalars(
+            select(Backfill.id).where(Backfill.is_paused.is_(True), Backfill.completed_at.is_(None))
+        )
+    )
     for run in session.scalars(lock_rows(session, query)).all():
+        if run.backfill_id is not None:
+            # Created only while its backfill had room (see scheduler.backfills).
+            if run.backfill_id not in paused_backfills:
+                run.state = str(DagRunState.RUNNING)
+                run.start_date = now
+                started.append(run)
+            continue
         if run.dag_id not in running:
             running[run.dag_id] = active_runs(session, run.dag_id)
         limit = (

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select, tuple_
 
 from scheduler import liveness
+from scheduler.backfills import advance_backfills
 from scheduler.executors.base import Executor, TryFinished
 from scheduler.queueing import pick_for_queue
 from scheduler.run_creation import TEST_TRIGGER, create_due_runs, isolated, start_queued_runs
@@ -161,6 +162,7 @@ class Scheduler:
         with session_scope(self.factory) as session:
             self._record_finished(session, finished, now)
             report.created_runs = len(create_due_runs(session, now))
+            report.created_runs += len(advance_backfills(session, now))
             for run in start_queued_runs(session, now):
                 self._dirty.add(run.id)
             report.finished_runs = self._advance_runs(session, now)

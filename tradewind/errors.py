@@ -75,6 +75,18 @@ class DagRunAlreadyExists(TradewindError):
     """Raised when a run with the same run id or logical date already exists."""
 
 
+class BackfillError(TradewindError):
+    """Raised when a backfill cannot be created or changed as asked."""
+
+
+class BackfillNotFound(BackfillError):
+    """Raised when a backfill id is not known."""
+
+
+class BackfillAlreadyRunning(BackfillError):
+    """Raised when a DAG already has a backfill that has not completed."""
+
+
 class XComError(TradewindError):
     """Raised when an XCom value cannot be stored (not JSON-serialisable or too large)."""
 

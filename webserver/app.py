@@ -18,7 +18,16 @@ import tradewind
 from tradewind.db import ensure_schema, make_engine, make_session_factory
 from tradewind.settings import Settings, get_settings
 from webserver import ui
-from webserver.api import auth, clearing, dag_runs, dags, monitor, resources, task_instances
+from webserver.api import (
+    auth,
+    backfills,
+    clearing,
+    dag_runs,
+    dags,
+    monitor,
+    resources,
+    task_instances,
+)
 
 logger = logging.getLogger(__name__)
 API_PREFIX = "/api/v2"
@@ -54,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.factory = make_session_factory(engine)
     app.state.failed_logins = auth.FailedLogins()
     app.include_router(auth.router)
-    for module in (monitor, dags, dag_runs, clearing, task_instances, resources):
+    for module in (monitor, dags, dag_runs, clearing, task_instances, resources, backfills):
         app.include_router(module.router, prefix=API_PREFIX)
     ui.install(app)
     app.add_middleware(_CollapseLeadingSlashes)

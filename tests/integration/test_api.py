@@ -83,6 +83,13 @@ PASSWORD = "correct horse battery staple"
 def api(
     dags_folder: Path, settings: Settings, session_factory: sessionmaker[Session]
 ) -> Iterator[TestClient]:
+    yield from api_client(dags_folder, settings, session_factory)
+
+
+def api_client(
+    dags_folder: Path, settings: Settings, session_factory: sessionmaker[Session]
+) -> Iterator[TestClient]:
+    """The app on the example DAGs, with one user per role (password `PASSWORD`)."""
     from scheduler.dag_processing.processor import DagFileProcessor
     from webserver.app import create_app
 

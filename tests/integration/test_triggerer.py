@@ -377,3 +377,53 @@ def test_a_killed_triggerer_hands_its_triggers_to_another(
             flag.write_text("go")
             wait_for(lambda: run_state(session_factory, "many") == "success", "the run")
     assert count_in_state(session_factory, "many", "success") == 20
+
+
+@pytest.mark.parametrize("include_deferred", [False, True])
+def test_a_pool_counts_deferred_tasks_only_with_include_deferred(
+    dags_folder: Path,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    include_deferred: bool,
+) -> None:
+    from scheduler.queueing import pick_for_queue
+    from scheduler.run_creation import start_queued_runs
+    from tradewind.dagruns import RunRequest, create_dag_run, latest_version
+    from tradewind.db import session_scope
+    from tradewind.models import DagModel, Pool
+    from tradewind.models.base import utcnow
+    from tradewind.state import DagRunType
+
+    source = """
+    from tradewind import DAG
+    from tradewind.operators.empty import EmptyOperator
+    from tradewind.sdk.baseoperator import BaseOperator
+
+    class Work(BaseOperator):
+        def execute(self, context):
+            pass
+
+    with DAG("pooled"):
+        Work(task_id="waiting", pool="narrow")
+        Work(task_id="ready", pool="narrow")
+    """
+    (dags_folder / "pooled.py").write_text(textwrap.dedent(source))
+    parse_and_unpause(session_factory, settings, "pooled")
+    with session_scope(session_factory) as session:
+        session.add(Pool(pool="narrow", slots=1, include_deferred=include_deferred))
+        model = session.get(DagModel, "pooled")
+        assert model is not None
+        run = create_dag_run(
+            session,
+            model,
+            latest_version(session, "pooled"),
+            RunRequest(run_type=DagRunType.MANUAL, run_after=utcnow(), logical_date=utcnow()),
+            now=utcnow(),
+        )
+        start_queued_runs(session, utcnow())
+        for ti in session.scalars(select(TaskInstance).where(TaskInstance.run_id == run.run_id)):
+            ti.state = "deferred" if ti.task_id == "waiting" else "scheduled"
+            ti.scheduled_dttm = utcnow()
+    with session_scope(session_factory) as session:
+        picked = [ti.task_id for ti in pick_for_queue(session, slots=4, now=utcnow())]
+    assert picked == ([] if include_deferred else ["ready"])

@@ -654,3 +654,33 @@ def test_the_task_page_of_a_deferred_task_names_its_trigger_and_triggerer(
     assert "<dt>Deferral timeout</dt>" in page.text
     api = app_client.get(url, headers=bearer)
     assert api.json()["triggerer_job"]["hostname"] == "trig-1"
+
+
+def test_the_runs_page_shows_backfill_runs_and_each_backfill_s_progress(
+    app_client: TestClient, session_factory: sessionmaker[Session]
+) -> None:
+    from datetime import UTC, datetime
+
+    from scheduler.backfills import advance_backfills
+    from tradewind import backfills
+    from tradewind.dags import set_paused
+
+    login(app_client)
+    assert 'id="backfills"' not in app_client.get("/dags/etl_daily/runs").text
+    with session_scope(session_factory) as session:
+        set_paused(session, ["etl_daily"], paused=False)
+        request = backfills.BackfillRequest(
+            dag_id="etl_daily",
+            from_date=datetime(2026, 1, 1, tzinfo=UTC),
+            to_date=datetime(2026, 1, 5, tzinfo=UTC),
+            max_active_runs=2,
+        )
+        backfills.create_backfill(session, request, now=utcnow())
+    with session_scope(session_factory) as session:
+        advance_backfills(session, utcnow())
+    page = app_client.get("/dags/etl_daily/runs")
+    assert page.status_code == 200
+    assert 'id="backfills"' in page.text
+    assert '<progress max="5" value="0"' in page.text
+    assert "0/5 done · 2 running" in page.text
+    assert page.text.count('class="rtype rt-backfill"') == 2

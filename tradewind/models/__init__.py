@@ -1,6 +1,7 @@
 """SQLAlchemy models of the metadata database. Importing this package imports them all,
 so `Base.metadata` is complete (Alembic relies on it)."""
 
+from tradewind.models.backfill import Backfill, BackfillDagRun
 from tradewind.models.base import Base
 from tradewind.models.dag import DagFile, DagModel, DagTag, DagVersion
 from tradewind.models.dag_run import DagRun
@@ -27,6 +28,8 @@ from tradewind.models.xcom import XCom
 __all__ = [
     "DEFAULT_POOL_NAME",
     "DEFAULT_POOL_SLOTS",
+    "Backfill",
+    "BackfillDagRun",
     "Base",
     "CallbackRequest",
     "ConnectionModel",

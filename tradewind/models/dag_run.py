@@ -44,6 +44,9 @@ class DagRun(Base):
     )
     note: Mapped[str | None] = mapped_column(Text)
     clear_number: Mapped[int] = mapped_column(Integer, default=0)
+    backfill_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("backfill.id", ondelete="SET NULL"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 

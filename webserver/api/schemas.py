@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -626,4 +626,63 @@ class DAGRunClearBody(Body):
 
 class ClearTaskInstanceCollectionResponse(BaseModel):
     task_instances: list[TaskInstanceResponse]
+    total_entries: int
+
+
+# --- backfills -------------------------------------------------------------------------
+
+
+class BackfillPostBody(Body):
+    dag_id: Text = Field(min_length=1, max_length=250)
+    from_date: AwareDatetime
+    to_date: AwareDatetime
+    run_backwards: bool = False
+    dag_run_conf: dict[str, Any] = Field(default_factory=dict)
+    reprocess_behavior: Literal["none", "failed", "completed"] = "none"
+    max_active_runs: int = Field(default=10, ge=1, le=DB_INT_MAX)
+
+
+class BackfillProgress(BaseModel):
+    """Tradewind's addition: how far the backfill has come, counted in dates."""
+
+    total: int
+    succeeded: int
+    failed: int
+    running: int
+    queued: int
+    pending: int
+    skipped: int
+
+
+class BackfillResponse(BaseModel):
+    id: int
+    dag_id: str
+    from_date: datetime
+    to_date: datetime
+    dag_run_conf: dict[str, Any]
+    is_paused: bool
+    reprocess_behavior: Literal["none", "failed", "completed"]
+    max_active_runs: int
+    created_at: datetime
+    completed_at: datetime | None
+    updated_at: datetime
+    dag_display_name: str
+    run_backwards: bool
+    progress: BackfillProgress
+
+
+class BackfillCollectionResponse(BaseModel):
+    backfills: list[BackfillResponse]
+    total_entries: int
+
+
+class DryRunBackfillResponse(BaseModel):
+    logical_date: datetime
+    # Tradewind's addition: what creating the backfill now would do with this date.
+    existing_state: str | None = None
+    skip_reason: str | None = None
+
+
+class DryRunBackfillCollectionResponse(BaseModel):
+    backfills: list[DryRunBackfillResponse]
     total_entries: int

@@ -10,7 +10,8 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tradewind.models import DagRun, DagVersion, TaskInstance
+from tradewind import backfills
+from tradewind.models import Backfill, DagRun, DagVersion, TaskInstance
 from tradewind.models.base import utcnow
 from webserver.api import present, schemas
 from webserver.api.common import DbSession, Page, paginate_rows
@@ -202,6 +203,9 @@ def gantt_bars(run: DagRun, rows: list[TaskInstance], now: datetime) -> list[dic
     return bars
 
 
+RECENT_BACKFILLS = 5
+
+
 @router.get("/dags/{dag_id}/runs", response_class=HTMLResponse)
 def runs_view(
     request: Request,
@@ -220,6 +224,15 @@ def runs_view(
         query = query.where(DagRun.run_type == str(run_type))
     query = query.order_by(DagRun.run_after.desc(), DagRun.id.desc())
     rows, total = paginate_rows(session, query, Page(RUNS_PAGE, (page_number - 1) * RUNS_PAGE))
+    recent = list(
+        session.scalars(
+            select(Backfill)
+            .where(Backfill.dag_id == dag_id)
+            .order_by(Backfill.id.desc())
+            .limit(RECENT_BACKFILLS)
+        )
+    )
+    progress = backfills.progress(session, [b.id for b in recent])
     return _view(
         request,
         principal,
@@ -234,6 +247,7 @@ def runs_view(
         run_type=str(run_type) if run_type else "",
         run_states=[s.value for s in schemas.DagRunState],
         run_types=[t.value for t in schemas.DagRunType],
+        backfills=[(b, progress[b.id]) for b in recent],
     )
 
 
