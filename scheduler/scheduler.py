@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select, tuple_
 
 from scheduler import liveness
+from scheduler.asset_runs import create_asset_triggered_runs
 from scheduler.backfills import advance_backfills
 from scheduler.executors.base import Executor, TryFinished
 from scheduler.queueing import pick_for_queue
@@ -163,6 +164,7 @@ class Scheduler:
             self._record_finished(session, finished, now)
             report.created_runs = len(create_due_runs(session, now))
             report.created_runs += len(advance_backfills(session, now))
+            report.created_runs += len(create_asset_triggered_runs(session, now))
             for run in start_queued_runs(session, now):
                 self._dirty.add(run.id)
             report.finished_runs = self._advance_runs(session, now)

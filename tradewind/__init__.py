@@ -30,13 +30,21 @@ _EXPORTS = {
     "XComArg": "tradewind.sdk.xcom_arg",
     "BaseSensorOperator": "tradewind.sensors",
     "PokeReturnValue": "tradewind.sensors",
+    "Asset": "tradewind.sdk.assets",
+    "AssetAll": "tradewind.sdk.assets",
+    "AssetAny": "tradewind.sdk.assets",
+    "Dataset": "tradewind.sdk.assets",
 }
 
 __all__ = [
     "DAG",
+    "Asset",
+    "AssetAll",
+    "AssetAny",
     "BaseOperator",
     "BaseSensorOperator",
     "Connection",
+    "Dataset",
     "Param",
     "PokeReturnValue",
     "TaskGroup",
@@ -52,6 +60,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from tradewind.sdk.assets import Asset, AssetAll, AssetAny, Dataset
     from tradewind.sdk.baseoperator import BaseOperator
     from tradewind.sdk.connection import Connection
     from tradewind.sdk.dag import DAG, dag

@@ -64,10 +64,11 @@ def serialize_dag(dag: DAG) -> dict[str, Any]:
 
 
 def _serialize_task(task: BaseOperator, weight: int) -> dict[str, Any]:
+    from tradewind.sdk.assets import outlet_assets
     from tradewind.sdk.mapped import MappedOperator
 
     operator_class = task.operator_class if isinstance(task, MappedOperator) else type(task)
-    return {
+    serialized = {
         "task_id": task.task_id,
         "task_display_name": task.task_display_name,
         "label": task.label,
@@ -115,6 +116,10 @@ def _serialize_task(task: BaseOperator, weight: int) -> dict[str, Any]:
         "is_mapped": task.is_mapped,
         "expand": task.expand_sources() if isinstance(task, MappedOperator) else None,
     }
+    outlets = outlet_assets(getattr(task, "outlets", None) or [])
+    if outlets:  # only then: adding the key would make a new version of every DAG
+        serialized["outlets"] = [a.dump()["asset"] for a in outlets]
+    return serialized
 
 
 def _effective_weights(dag: DAG) -> dict[str, int]:

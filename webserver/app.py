@@ -19,6 +19,7 @@ from tradewind.db import ensure_schema, make_engine, make_session_factory
 from tradewind.settings import Settings, get_settings
 from webserver import ui
 from webserver.api import (
+    assets,
     auth,
     backfills,
     clearing,
@@ -63,7 +64,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.factory = make_session_factory(engine)
     app.state.failed_logins = auth.FailedLogins()
     app.include_router(auth.router)
-    for module in (monitor, dags, dag_runs, clearing, task_instances, resources, backfills):
+    for module in (
+        monitor,
+        dags,
+        dag_runs,
+        clearing,
+        task_instances,
+        resources,
+        backfills,
+        assets,
+    ):
         app.include_router(module.router, prefix=API_PREFIX)
     ui.install(app)
     app.add_middleware(_CollapseLeadingSlashes)

@@ -23,6 +23,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tradewind import xcom
+from tradewind.asset_events import ensure_asset, record_event
 from tradewind.dag_loader import add_to_import_path
 from tradewind.dagversions import retry_policy_for
 from tradewind.db import read_session, session_scope
@@ -349,6 +350,8 @@ class TaskRunner:
             return
         for key, value in outcome.xcoms:
             xcom.store(session, ti.xcom_owner, key, value)
+        if outcome.task is not None and outcome.task.outlets:
+            record_outlet_events(session, request, outcome.task, outcome.context or {})
         if ti.pending_skips:
             session.execute(
                 update(TaskInstance)
@@ -385,6 +388,25 @@ def _deferral_columns(
         "next_method": deferral.method,
         "next_kwargs": deferral.kwargs,
     }
+
+
+def record_outlet_events(
+    session: Session, request: TryRequest, task: Any, context: dict[str, Any]
+) -> None:
+    """A successful try updated each asset among its outlets: record the events, with
+    the extra the task set through ``outlet_events`` and a templated URI rendered."""
+    from tradewind.sdk.assets import outlet_assets
+    from tradewind.sdk.templating import render_value
+
+    extras = context.get("outlet_events") or {}
+    source = (request.dag_id, request.task_id, request.run_id, request.map_index)
+    for asset in outlet_assets(task.outlets):
+        extra = dict(extras[asset.uri].extra) if asset.uri in extras else {}
+        if "{{" in asset.uri or "{%" in asset.uri:
+            extra.setdefault("uri", render_value(task, asset.uri, context))
+        model = ensure_asset(session, asset.uri, name=asset.name, group=asset.group)
+        record_event(session, model, now=utcnow(), extra=extra, source=source)
+        task_logger.info("Recorded an update of asset %s", asset.uri)
 
 
 @functools.cache

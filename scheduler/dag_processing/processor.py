@@ -20,6 +20,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from scheduler.dag_processing.parsing import ParsedFile, parse_files
+from tradewind.asset_events import sync_references
 from tradewind.dag_loader import ImportErrorInfo, add_to_import_path, list_dag_files
 from tradewind.db import session_scope
 from tradewind.models import DagFile, DagModel, DagTag, DagVersion, ParseImportError
@@ -173,6 +174,8 @@ class DagFileProcessor:
         changed = _add_version_if_changed(session, dag_id, serialized, fileloc, source)
         if changed:
             model.next_dagrun_run_after = None  # the schedule may have changed: recompute
+            session.flush()  # the DAG row exists before references point at it
+            sync_references(session, dag_id, serialized)
         return changed
 
 

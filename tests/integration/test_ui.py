@@ -684,3 +684,41 @@ def test_the_runs_page_shows_backfill_runs_and_each_backfill_s_progress(
     assert '<progress max="5" value="0"' in page.text
     assert "0/5 done · 2 running" in page.text
     assert page.text.count('class="rtype rt-backfill"') == 2
+
+
+def test_the_assets_pages_show_lineage_and_events(
+    app_client: TestClient,
+    dags_folder: Path,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+) -> None:
+    from scheduler.dag_processing.processor import DagFileProcessor
+    from tests.integration.test_assets import BOTH, CONSUMER, PRODUCERS
+    from tradewind.asset_events import ensure_asset, record_event
+
+    login(app_client)
+    empty = app_client.get("/assets")
+    assert empty.status_code == 200
+    assert "No assets yet" in empty.text
+    (dags_folder / "producers.py").write_text(textwrap.dedent(PRODUCERS))
+    (dags_folder / "train.py").write_text(textwrap.dedent(CONSUMER.format(schedule=BOTH)))
+    DagFileProcessor(session_factory, settings).process(now=utcnow())
+    with session_scope(session_factory) as session:
+        labels = ensure_asset(session, "s3://lake/labels")
+        record_event(session, labels, now=utcnow(), extra={"rows": 7})
+        labels_id = labels.id
+    page = app_client.get("/assets")
+    assert page.status_code == 200
+    assert 'aria-current="page">Assets' in page.text
+    for node in ("dag:make_labels", "dag:make_features", "dag:train", f"asset:{labels_id}"):
+        assert f'data-node="{node}"' in page.text
+    assert page.text.count('<path class="edge"') == 4  # two producers, two schedules
+    row = re.search(rf'<tr data-asset="{labels_id}">(.*?)</tr>', page.text, re.S)
+    assert row is not None
+    assert "make_labels</a>.label" in row.group(1)
+    assert ">train</a>" in row.group(1)
+    one = app_client.get(f"/assets/{labels_id}")
+    assert one.status_code == 200
+    assert "&#34;rows&#34;: 7" in one.text or '"rows": 7' in one.text
+    assert "outside" in one.text  # the event came from outside, not from a task
+    assert app_client.get("/assets/999").status_code == 404

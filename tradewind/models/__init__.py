@@ -1,6 +1,14 @@
 """SQLAlchemy models of the metadata database. Importing this package imports them all,
 so `Base.metadata` is complete (Alembic relies on it)."""
 
+from tradewind.models.asset import (
+    AssetDagRunQueue,
+    AssetEvent,
+    AssetModel,
+    DagRunAssetEvent,
+    DagScheduleAssetReference,
+    TaskOutletAssetReference,
+)
 from tradewind.models.backfill import Backfill, BackfillDagRun
 from tradewind.models.base import Base
 from tradewind.models.dag import DagFile, DagModel, DagTag, DagVersion
@@ -28,6 +36,9 @@ from tradewind.models.xcom import XCom
 __all__ = [
     "DEFAULT_POOL_NAME",
     "DEFAULT_POOL_SLOTS",
+    "AssetDagRunQueue",
+    "AssetEvent",
+    "AssetModel",
     "Backfill",
     "BackfillDagRun",
     "Base",
@@ -36,6 +47,8 @@ __all__ = [
     "DagFile",
     "DagModel",
     "DagRun",
+    "DagRunAssetEvent",
+    "DagScheduleAssetReference",
     "DagTag",
     "DagVersion",
     "Job",
@@ -45,6 +58,7 @@ __all__ = [
     "TaskInstance",
     "TaskInstanceHistory",
     "TaskMap",
+    "TaskOutletAssetReference",
     "TaskReschedule",
     "Trigger",
     "User",

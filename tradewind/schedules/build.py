@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from tradewind.errors import DagDefinitionError
+from tradewind.schedules.assets import AssetSchedule
 from tradewind.schedules.base import Schedule
 from tradewind.schedules.cron import _PRESETS, CronSchedule
 from tradewind.schedules.delta import (
@@ -18,10 +19,12 @@ from tradewind.schedules.delta import (
     _DeltaSchedule,
 )
 from tradewind.schedules.simple import ContinuousSchedule, NullSchedule, OnceSchedule
+from tradewind.sdk.assets import condition_from, load_condition
 
 _ACCEPTED = (
     "None, '@once', '@continuous', a cron expression or preset such as '@daily', "
-    "a positive datetime.timedelta, or a Schedule"
+    "a positive datetime.timedelta, an Asset (a list of them, or a condition built "
+    "with & and |), or a Schedule"
 )
 
 
@@ -37,6 +40,9 @@ def schedule_from_argument(value: object, *, timezone: str = "UTC") -> Schedule:
     """
     if isinstance(value, Schedule):
         return value
+    condition = condition_from(value)
+    if condition is not None:
+        return AssetSchedule(condition)
     if value is None:
         return NullSchedule()
     if isinstance(value, timedelta):
@@ -59,6 +65,8 @@ def deserialize_schedule(data: Mapping[str, Any]) -> Schedule:
     """Rebuild a schedule from `Schedule.serialize` output."""
     try:
         kind = data["type"]
+        if kind == "assets":
+            return AssetSchedule(load_condition(data["condition"]))
         if kind == "cron":
             return CronSchedule(data["expression"], data["timezone"], data.get("preset"))
         deltas: dict[str, type[_DeltaSchedule]] = {
@@ -74,5 +82,5 @@ def deserialize_schedule(data: Mapping[str, Any]) -> Schedule:
             "continuous": ContinuousSchedule,
         }
         return simple[kind]()
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise DagDefinitionError(f"cannot rebuild a schedule from {dict(data)!r}") from exc

@@ -63,6 +63,26 @@ def date_context(logical_date: datetime | None) -> dict[str, Any]:
     }
 
 
+class OutletEvent:
+    """What a task adds to the event of one of its outlets: ``extra`` (JSON)."""
+
+    def __init__(self) -> None:
+        self.extra: dict[str, Any] = {}
+
+
+class OutletEvents(dict[str, OutletEvent]):
+    """``context["outlet_events"][asset].extra["rows"] = 42``: metadata for the event a
+    successful try records for that outlet (keyed by the asset or its URI)."""
+
+    def __getitem__(self, key: Any) -> OutletEvent:
+        uri = getattr(key, "uri", key)
+        if not isinstance(uri, str):
+            raise KeyError(f"outlet events are keyed by an Asset or its URI, not {key!r}")
+        if uri not in self:
+            super().__setitem__(uri, OutletEvent())
+        return super().__getitem__(uri)
+
+
 def base_context(
     *,
     dag: Any,
@@ -93,6 +113,7 @@ def base_context(
         + (logical_date.strftime("%Y%m%d") if logical_date else dag_run.run_id),
         "inlets": list(task.inlets),
         "outlets": list(task.outlets),
+        "outlet_events": OutletEvents(),
         "expanded_ti_count": None,
     }
     context.update(date_context(logical_date))

@@ -686,3 +686,80 @@ class DryRunBackfillResponse(BaseModel):
 class DryRunBackfillCollectionResponse(BaseModel):
     backfills: list[DryRunBackfillResponse]
     total_entries: int
+
+
+# --- assets ----------------------------------------------------------------------------
+
+
+class DagScheduleAssetReferenceResponse(BaseModel):
+    dag_id: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class TaskOutletAssetReferenceResponse(BaseModel):
+    dag_id: str
+    task_id: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class LastAssetEventResponse(BaseModel):
+    id: int | None
+    timestamp: datetime | None
+
+
+class AssetResponse(BaseModel):
+    id: int
+    name: str
+    uri: str
+    group: str
+    extra: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    scheduled_dags: list[DagScheduleAssetReferenceResponse]
+    producing_tasks: list[TaskOutletAssetReferenceResponse]
+    consuming_tasks: list[TaskOutletAssetReferenceResponse]
+    aliases: list[dict[str, Any]]
+    last_asset_event: LastAssetEventResponse | None = None
+
+
+class AssetCollectionResponse(BaseModel):
+    assets: list[AssetResponse]
+    total_entries: int
+
+
+class DagRunAssetReference(BaseModel):
+    run_id: str
+    dag_id: str
+    logical_date: datetime | None
+    start_date: datetime | None
+    end_date: datetime | None
+    state: str
+    data_interval_start: datetime | None
+    data_interval_end: datetime | None
+
+
+class AssetEventResponse(BaseModel):
+    id: int
+    asset_id: int
+    uri: str | None
+    name: str | None
+    group: str | None
+    extra: dict[str, Any] | None
+    source_task_id: str | None
+    source_dag_id: str | None
+    source_run_id: str | None
+    source_map_index: int
+    created_dagruns: list[DagRunAssetReference]
+    timestamp: datetime
+
+
+class AssetEventCollectionResponse(BaseModel):
+    asset_events: list[AssetEventResponse]
+    total_entries: int
+
+
+class CreateAssetEventsBody(Body):
+    asset_id: RowId
+    extra: dict[str, Any] = Field(default_factory=dict)

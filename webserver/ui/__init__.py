@@ -17,7 +17,16 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from webserver.ui.render import HERE, bare, page
-from webserver.ui.routes import admin, dag_list, dag_views, login, run_view, task_view, trigger
+from webserver.ui.routes import (
+    admin,
+    assets,
+    dag_list,
+    dag_views,
+    login,
+    run_view,
+    task_view,
+    trigger,
+)
 from webserver.ui.session import LoginRequired, current
 
 _MACHINE_PATHS = ("/api/", "/auth/", "/docs", "/static/")
@@ -30,7 +39,7 @@ def _for_machines(request: Request) -> bool:
 
 def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for module in (login, dag_list, trigger, dag_views, run_view, task_view, admin):
+    for module in (login, dag_list, trigger, dag_views, run_view, task_view, admin, assets):
         app.include_router(module.router)
 
     @app.exception_handler(LoginRequired)
