@@ -13,7 +13,9 @@ What this example shows:
 * ``aggregate_window`` receives the mapped results as one list, in ``map_index`` order,
   and checks that order before combining them;
 * ``max_active_tis_per_dagrun`` to cap how many partitions run at once, as you would for
-  a backfill against a shared warehouse.
+  a backfill against a shared warehouse;
+* ``outlets=[FEATURE_WINDOW]``: each successful window records an update of that asset
+  (with its row count), so a DAG scheduled on it would run after every new window.
 
 Each partition is a small CSV of simulated sessions under the system temp directory,
 seeded by its date, so reruns and retries produce the same files and the same numbers.
@@ -31,7 +33,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tradewind import Param, dag, task
+from tradewind import Asset, Param, dag, task
 
 logger = logging.getLogger(__name__)
 
@@ -96,8 +98,15 @@ def build_partition_features(
     return features
 
 
-@task
-def aggregate_window(daily: list[dict[str, Any]], ds: str) -> dict[str, Any]:
+FEATURE_WINDOW = Asset(
+    "file://tradewind_examples/partition_features/windows", name="feature_window"
+)
+
+
+@task(outlets=[FEATURE_WINDOW])
+def aggregate_window(
+    daily: list[dict[str, Any]], ds: str, outlet_events: Any = None
+) -> dict[str, Any]:
     """Combine the per-day results; they arrive in map_index order, oldest day first."""
     days = [d["day"] for d in daily]
     if days != sorted(days):
@@ -118,6 +127,8 @@ def aggregate_window(daily: list[dict[str, Any]], ds: str) -> dict[str, Any]:
         writer.writeheader()
         writer.writerows(daily)
     logger.info("Window summary: %s (per-day table in %s)", summary, path)
+    if outlet_events is not None:
+        outlet_events[FEATURE_WINDOW].extra.update(window=summary["window"], rows=len(daily))
     return summary
 
 

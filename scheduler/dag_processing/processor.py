@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from scheduler.dag_processing.parsing import ParsedFile, parse_files
@@ -109,10 +110,19 @@ class DagFileProcessor:
     # --- storing one file's result --------------------------------------------------
 
     def _store_isolated(self, session: Session, parsed: ParsedFile, now: datetime) -> list[str]:
-        """Store one file; if the database refuses it, that is this file's import error."""
+        """Store one file; if the database refuses it, that is this file's import error.
+
+        A unique key clash at the first attempt means another DAG processor (another
+        scheduler's, or a CLI command's) stored the same new DAG at the same moment; the
+        second attempt finds its rows and updates them."""
         try:
-            with session.begin_nested():
-                return self._store(session, parsed, now)
+            try:
+                with session.begin_nested():
+                    return self._store(session, parsed, now)
+            except IntegrityError:
+                logger.info("%s was stored meanwhile by another process", parsed.fileloc)
+                with session.begin_nested():
+                    return self._store(session, parsed, now)
         except Exception as exc:
             logger.exception("Could not store the DAGs of %s", parsed.fileloc)
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]

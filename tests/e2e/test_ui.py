@@ -621,9 +621,16 @@ def fix_a_failing_task_and_clear_it(tab: Tab, server: Standalone) -> None:
 
 
 def browse_the_admin_pages(tab: Tab) -> None:
-    """An admin sees the pools, variables, connections and users pages."""
+    """An admin sees the assets (with their lineage), pools, variables, connections and
+    users pages."""
     page = tab.page
     nav = page.locator("header nav")
+    tab.follow(nav.get_by_role("link", name="Assets"), "**/assets", "assets")
+    row = page.locator("table#assets tr", has_text="feature_window")
+    expect(row).to_contain_text("partition_features.aggregate_window")
+    expect(page.locator("svg.lineage a[data-node='dag:partition_features']")).to_be_visible()
+    tab.follow(row.get_by_role("link", name="feature_window"), "**/assets/*", "asset")
+    expect(page.locator("h1")).to_have_text("feature_window")
     tab.follow(nav.get_by_role("link", name="Pools"), "**/admin/pools", "pools")
     expect(page.locator("td code", has_text="default_pool")).to_be_visible()
     tab.follow(nav.get_by_role("link", name="Variables"), "**/admin/variables", "variables")

@@ -103,9 +103,9 @@ def test_a_dry_run_lists_the_dates_and_creates_nothing(api: TestClient) -> None:
     ("changes", "code", "detail"),
     [
         ({"dag_id": "nope"}, 404, "DAG 'nope' not found"),
-        ({"dag_id": "ml_train"}, 422, "needs a time-based schedule"),
-        ({"from_date": "2026-02-01T00:00:00Z"}, 422, "is after to_date"),
-        ({"dag_run_conf": {"batch": 1000}}, 422, "dag_run_conf does not fit"),
+        ({"dag_id": "ml_train"}, 400, "needs a time-based schedule"),
+        ({"from_date": "2026-02-01T00:00:00Z"}, 400, "is after to_date"),
+        ({"dag_run_conf": {"batch": 1000}}, 400, "dag_run_conf does not fit"),
         ({"from_date": "2026-01-01T00:00:00"}, 422, None),  # no time zone
         ({"reprocess_behavior": "all"}, 422, None),
         ({"max_active_runs": 0}, 422, None),

@@ -228,7 +228,7 @@ def get_asset_events(
 @router.post(
     "/assets/events",
     response_model=schemas.AssetEventResponse,
-    responses=schemas.errors(404, 422),
+    responses=schemas.errors(404),
 )
 def create_asset_event(
     body: schemas.CreateAssetEventsBody, session: DbSession, _: UserRole

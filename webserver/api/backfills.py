@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -24,7 +24,15 @@ from tradewind.errors import (
 from tradewind.models import Backfill, DagModel
 from tradewind.models.base import utcnow
 from webserver.api import schemas
-from webserver.api.common import DbSession, Paging, conflict, not_found, paginate, refuse_nul_in_url
+from webserver.api.common import (
+    DbSession,
+    Paging,
+    bad_request,
+    conflict,
+    not_found,
+    paginate,
+    refuse_nul_in_url,
+)
 from webserver.security import UserRole, Viewer
 
 router = APIRouter(
@@ -32,7 +40,6 @@ router = APIRouter(
     responses=schemas.errors(400, 401, 403),
     tags=["Backfill"],
 )
-UNPROCESSABLE = 422
 BackfillId = Annotated[int, Path(ge=1, le=schemas.DB_INT_MAX)]
 
 
@@ -78,10 +85,6 @@ def _progress(progress: Progress) -> schemas.BackfillProgress:
     )
 
 
-def _unprocessable(message: str) -> HTTPException:
-    return HTTPException(UNPROCESSABLE, message)
-
-
 def _request(body: schemas.BackfillPostBody, user: str | None) -> BackfillRequest:
     return BackfillRequest(
         dag_id=body.dag_id,
@@ -104,7 +107,7 @@ def _errors_of(call: Any) -> Any:
     except BackfillAlreadyRunning as exc:
         raise conflict(str(exc)) from None
     except (BackfillError, ParamValidationError) as exc:
-        raise _unprocessable(str(exc)) from None
+        raise bad_request(str(exc)) from None
 
 
 @router.get("/backfills", response_model=schemas.BackfillCollectionResponse)
@@ -131,7 +134,7 @@ def list_backfills(
 @router.post(
     "/backfills",
     response_model=schemas.BackfillResponse,
-    responses=schemas.errors(404, 409, 422),
+    responses=schemas.errors(404, 409),
 )
 def create_backfill(
     body: schemas.BackfillPostBody, session: DbSession, user: UserRole
@@ -145,7 +148,7 @@ def create_backfill(
 @router.post(
     "/backfills/dry_run",
     response_model=schemas.DryRunBackfillCollectionResponse,
-    responses=schemas.errors(404, 422),
+    responses=schemas.errors(404),
 )
 def dry_run_backfill(
     body: schemas.BackfillPostBody, session: DbSession, user: UserRole
@@ -162,6 +165,14 @@ def dry_run_backfill(
             for run in planned
         ],
         total_entries=len(planned),
+    )
+
+
+@router.get("/backfills/dry_run", include_in_schema=False)
+def dry_run_is_post_only() -> None:
+    """Without this, GET would reach `get_backfill` with "dry_run" as an id."""
+    raise HTTPException(
+        status.HTTP_405_METHOD_NOT_ALLOWED, "Method Not Allowed", headers={"Allow": "POST"}
     )
 
 
