@@ -253,3 +253,56 @@ with DAG("doomed", on_failure_callback=tell):
 
     wait_for(lambda: callback_state() == "done", "the callback request to be recorded done")
     assert side.read_text().splitlines() == ["failed once"]
+
+
+def test_a_deferred_task_resumes_in_the_same_try_on_every_executor(
+    cluster: Cluster,
+    dags_folder: Path,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    side: Path,
+) -> None:
+    write(
+        dags_folder,
+        "napping.py",
+        side,
+        """
+from datetime import timedelta
+from tradewind import DAG, task
+from tradewind.sdk.baseoperator import BaseOperator
+from tradewind.triggers.temporal import TimeDeltaTrigger
+
+class Nap(BaseOperator):
+    def execute(self, context):
+        mark(f"nap started try {context['ti'].try_number}")
+        self.defer(trigger=TimeDeltaTrigger(timedelta(seconds=1)), method_name="woke",
+                   kwargs={"note": "kept"})
+
+    def woke(self, context, event=None, note=None):
+        mark(f"nap woke try {context['ti'].try_number} with {note}")
+        return note
+
+with DAG("napping"):
+    @task
+    def after(value):
+        mark(f"after got {value}")
+
+    after(Nap(task_id="nap").output)
+""",
+    )
+    parse_and_unpause(session_factory, settings, "napping")
+    cluster.up()
+    cluster.start(["triggerer"], "triggerer")
+    cluster.trigger("napping", "-r", "once")
+    assert finished_run(session_factory, "napping", cluster).state == "success"
+    assert side.read_text().splitlines() == [
+        "nap started try 1",
+        "nap woke try 1 with kept",
+        "after got kept",
+    ]
+    assert {
+        k: (t.state, t.try_number) for k, t in instances(session_factory, "napping").items()
+    } == {
+        ("nap", -1): ("success", 1),
+        ("after", -1): ("success", 1),
+    }
