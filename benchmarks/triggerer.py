@@ -9,7 +9,7 @@ Two parts:
 
 - **hold**: N deferred task instances, each waiting on its own `DateTimeTrigger`, are
   written straight into the database; one `tradewind triggerer --capacity N` claims and
-  runs them. Reported: seconds until it runs all N, its peak RSS, its CPU over a quiet
+  runs them. Reported: seconds until it has claimed all N, its peak RSS, its CPU over a quiet
   hold of ``--hold-seconds`` (as a share of one core), then, all triggers set to fire at
   the same moment, the seconds until every task instance is back to ``scheduled``.
 - **resume**: a scheduler (local executor) and a triggerer run a DAG whose task defers to
@@ -217,7 +217,7 @@ def hold(count: int, database_url: str | None, hold_seconds: float) -> dict[str,
         shutil.rmtree(work, ignore_errors=True)
     return {
         "triggers": count,
-        "claimed_and_running_s": round(claimed, 2),
+        "claimed_s": round(claimed, 2),
         "peak_rss_mb": round(peak, 1),
         "idle_cpu_share_of_a_core": round(idle_cpu, 4),
         "all_fired_to_all_scheduled_s": round(fired_in, 2),

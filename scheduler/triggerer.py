@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, tuple_, update
 
 from tradewind import jobs
 from tradewind.dag_loader import add_to_import_path
@@ -284,13 +284,14 @@ class Triggerer:
         by_trigger = {outcome.trigger_id: outcome for outcome in ended}
         ids = sorted(by_trigger)
         runs: set[tuple[str, str]] = set()
-        resumed_count = 0
+        resumed = 0
         for start in range(0, len(ids), _CLAIM_BATCH):
             batch = ids[start : start + _CLAIM_BATCH]
             waiting = session.execute(
                 select(
                     TaskInstance.id,
                     TaskInstance.trigger_id,
+                    TaskInstance.next_method,
                     TaskInstance.next_kwargs,
                     TaskInstance.dag_id,
                     TaskInstance.run_id,
@@ -299,59 +300,76 @@ class Triggerer:
                     TaskInstance.state == str(TI.DEFERRED),
                 )
             ).all()
-            for ti_id, trigger_id, next_kwargs, dag_id, run_id in waiting:
-                values = _resume_values(by_trigger[trigger_id], next_kwargs or {})
-                resumed = session.execute(
-                    update(TaskInstance)
-                    .where(
-                        TaskInstance.id == ti_id,
-                        TaskInstance.trigger_id == trigger_id,
-                        TaskInstance.state == str(TI.DEFERRED),
-                    )
-                    .values(
-                        state=str(TI.SCHEDULED),
-                        scheduled_dttm=now,
-                        trigger_id=None,
-                        trigger_timeout=None,
-                        **values,
-                    )
-                    .execution_options(synchronize_session=False)
+            if waiting:
+                # One statement, many parameter sets: each applies only if the instance
+                # still waits on that trigger (a user may have marked it meanwhile).
+                session.execute(
+                    _RESUME,
+                    [
+                        {
+                            "b_id": ti_id,
+                            "b_trigger": trigger_id,
+                            "b_now": now,
+                            **_resume_values(by_trigger[trigger_id], method, kwargs or {}),
+                        }
+                        for ti_id, trigger_id, method, kwargs, _, _ in waiting
+                    ],
                 )
-                if resumed.rowcount:  # type: ignore[attr-defined]
-                    runs.add((dag_id, run_id))
-                    resumed_count += 1
+                runs.update((dag_id, run_id) for *_, dag_id, run_id in waiting)
+                resumed += len(waiting)
             session.execute(
                 delete(Trigger)
                 .where(Trigger.id.in_(batch))
                 .execution_options(synchronize_session=False)
             )
-        for dag_id, run_id in sorted(runs):
-            pk = session.scalar(
-                select(DagRun.id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
+        if runs:
+            pks = session.scalars(
+                select(DagRun.id).where(tuple_(DagRun.dag_id, DagRun.run_id).in_(sorted(runs)))
             )
-            wake_scheduler(session, pk)
+            for pk in pks:
+                wake_scheduler(session, pk)
         fired = sum(1 for outcome in ended if outcome.event is not None)
         logger.info(
             "%s trigger(s) fired, %s failed; %s task instance(s) resumed",
             fired,
             len(ended) - fired,
-            resumed_count,
+            resumed,
         )
 
 
-def _resume_values(outcome: _Outcome, next_kwargs: dict[str, Any]) -> dict[str, Any]:
+_TI: Table = TaskInstance.__table__  # type: ignore[assignment]
+_RESUME = (
+    update(_TI)
+    .where(
+        _TI.c.id == bindparam("b_id"),
+        _TI.c.trigger_id == bindparam("b_trigger"),
+        _TI.c.state == str(TI.DEFERRED),
+    )
+    .values(
+        state=str(TI.SCHEDULED),
+        scheduled_dttm=bindparam("b_now"),
+        trigger_id=None,
+        trigger_timeout=None,
+        next_method=bindparam("b_method"),
+        next_kwargs=bindparam("b_kwargs"),
+    )
+)
+
+
+def _resume_values(
+    outcome: _Outcome, next_method: str | None, next_kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """Where a task instance resumes: its method with the event added to its kwargs, or
+    ``__fail__`` with why the trigger failed."""
     if outcome.event is not None:
         try:
             payload = encode(outcome.event.payload, where="the trigger's event")
         except TypeError as exc:
-            return {
-                "next_method": FAIL_METHOD,
-                "next_kwargs": {"error": str(exc), "traceback": []},
-            }
-        return {"next_kwargs": {**next_kwargs, "event": payload}}
+            return {"b_method": FAIL_METHOD, "b_kwargs": {"error": str(exc), "traceback": []}}
+        return {"b_method": next_method, "b_kwargs": {**next_kwargs, "event": payload}}
     return {
-        "next_method": FAIL_METHOD,
-        "next_kwargs": {"error": outcome.error, "traceback": outcome.trace},
+        "b_method": FAIL_METHOD,
+        "b_kwargs": {"error": outcome.error, "traceback": outcome.trace},
     }
 
 
