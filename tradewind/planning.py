@@ -89,6 +89,21 @@ def plan_run(
     return plan
 
 
+# States that only move on their own (a slot frees, a try ends, a trigger fires).
+_IN_FLIGHT = frozenset({TI.SCHEDULED, TI.QUEUED, TI.RUNNING, TI.DEFERRED})
+
+
+def is_settled(state_counts: Mapping[TaskInstanceState | None, int]) -> bool:
+    """Would planning the run change nothing? True when every instance is either in
+    flight (scheduled, queued, running, deferred) or succeeded/skipped, and at least one
+    is in flight: no instance waits for a decision (no state yet, a retry or reschedule
+    due, or a failure that trigger rules or ``fail_fast`` react to), and the run is not
+    ready to be decided. A wide run whose tasks all wait for slots is settled, so the
+    scheduler need not re-plan it each time one of its tries ends."""
+    present = {state for state, count in state_counts.items() if count}
+    return bool(present & _IN_FLIGHT) and present <= _IN_FLIGHT | SUCCESS_STATES
+
+
 def _fail_fast(plan: RunPlan, states: dict[str, dict[int, TaskInstanceState | None]]) -> None:
     """``fail_fast``: once a task failed, nothing that has not started yet will."""
     if not any(TI.FAILED in m.values() for m in states.values()):

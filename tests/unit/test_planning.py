@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from tradewind import DAG, task
 from tradewind.operators.empty import EmptyOperator
 from tradewind.operators.python import PythonOperator
-from tradewind.planning import TISnapshot, plan_run
+from tradewind.planning import TISnapshot, is_settled, plan_run
 from tradewind.serialization import SerializedDag, serialize_dag
 from tradewind.state import DagRunState, TaskInstanceState
 
@@ -191,3 +193,25 @@ def test_instances_of_tasks_no_longer_in_the_dag_are_removed() -> None:
     )
     assert plan.set_state == {("gone", -1): TI.REMOVED}
     assert plan.run_state is DagRunState.SUCCESS
+
+
+@pytest.mark.parametrize(
+    ("counts", "settled"),
+    [
+        ({TI.SCHEDULED: 990, TI.RUNNING: 8, TI.SUCCESS: 2}, True),
+        ({TI.QUEUED: 1, TI.SKIPPED: 3}, True),
+        ({TI.DEFERRED: 4}, True),
+        ({TI.SUCCESS: 10}, False),  # every instance ended: the run's state is decided
+        ({TI.RUNNING: 1, None: 1}, False),  # an undecided downstream task
+        ({TI.RUNNING: 1, TI.UP_FOR_RETRY: 1}, False),
+        ({TI.RUNNING: 1, TI.UP_FOR_RESCHEDULE: 1}, False),
+        ({TI.RUNNING: 1, TI.FAILED: 1}, False),  # trigger rules and fail_fast react
+        ({TI.RUNNING: 1, TI.UPSTREAM_FAILED: 1}, False),
+        ({TI.RUNNING: 1, TI.REMOVED: 1}, False),
+        ({TI.RUNNING: 0, TI.SUCCESS: 3}, False),
+    ],
+)
+def test_a_run_is_settled_only_when_planning_could_change_nothing(
+    counts: dict[TI | None, int], settled: bool
+) -> None:
+    assert is_settled(counts) is settled
