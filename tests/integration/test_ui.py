@@ -722,3 +722,57 @@ def test_the_assets_pages_show_lineage_and_events(
     assert "&#34;rows&#34;: 7" in one.text or '"rows": 7' in one.text
     assert "outside" in one.text  # the event came from outside, not from a task
     assert app_client.get("/assets/999").status_code == 404
+
+
+def test_a_backfill_is_paused_resumed_and_cancelled_from_the_runs_page(
+    app_client: TestClient, session_factory: sessionmaker[Session]
+) -> None:
+    from datetime import UTC, datetime
+
+    from tradewind import backfills
+    from tradewind.models import Backfill
+
+    with session_scope(session_factory) as session:
+        request = backfills.BackfillRequest(
+            dag_id="etl_daily",
+            from_date=datetime(2026, 1, 1, tzinfo=UTC),
+            to_date=datetime(2026, 1, 3, tzinfo=UTC),
+        )
+        backfill_id = backfills.create_backfill(session, request, now=utcnow()).id
+    base = f"/dags/etl_daily/backfills/{backfill_id}"
+
+    def state() -> tuple[bool, bool]:
+        with session_factory() as session:
+            row = session.get(Backfill, backfill_id)
+            assert row is not None
+            return row.is_paused, row.completed_at is not None
+
+    login(app_client, "viewer")
+    page = app_client.get("/dags/etl_daily/runs")
+    assert f'action="{base}/pause"' not in page.text  # a viewer gets no buttons
+    token = csrf(app_client, "/dags/etl_daily/runs")
+    assert app_client.post(f"{base}/pause", data={"csrf_token": token}).status_code == 403
+
+    login(app_client, "user")
+    token = csrf(app_client, "/dags/etl_daily/runs")
+    assert app_client.post(f"{base}/pause", data={}).status_code == 403  # no CSRF token
+    paused = app_client.post(f"{base}/pause", data={"csrf_token": token})
+    assert (paused.status_code, paused.headers["location"]) == (
+        303,
+        "/dags/etl_daily/runs?notice=pause",
+    )
+    assert state() == (True, False)
+    page = app_client.get(paused.headers["location"])
+    assert "Backfill paused" in page.text
+    assert f'action="{base}/unpause"' in page.text
+    assert app_client.post(f"{base}/unpause", data={"csrf_token": token}).status_code == 303
+    assert state() == (False, False)
+    assert app_client.post(f"{base}/cancel", data={"csrf_token": token}).status_code == 303
+    assert state() == (True, True)
+    again = app_client.post(f"{base}/pause", data={"csrf_token": token})
+    assert again.status_code == 409
+    assert f'action="{base}/cancel"' not in app_client.get("/dags/etl_daily/runs").text
+    other = app_client.post("/dags/ml_train/backfills/1/pause", data={"csrf_token": token})
+    assert other.status_code == 404
+    bad = app_client.post(f"{base}/explode", data={"csrf_token": token})
+    assert bad.status_code in (400, 404, 422)

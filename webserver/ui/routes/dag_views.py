@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, HTTPException, Path, Query, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tradewind import backfills
+from tradewind.errors import BackfillError
 from tradewind.models import Backfill, DagRun, DagVersion, TaskInstance
 from tradewind.models.base import utcnow
 from webserver.api import present, schemas
@@ -19,8 +20,8 @@ from webserver.api.dag_runs import RUN_ROWS, find_run
 from webserver.api.dags import dag_row
 from webserver.security import Principal
 from webserver.ui import graph, grid, highlight, queries
-from webserver.ui.render import page
-from webserver.ui.session import UiViewer
+from webserver.ui.render import dag_url, page
+from webserver.ui.session import UiUser, UiViewer
 
 router = APIRouter(include_in_schema=False)
 
@@ -204,6 +205,11 @@ def gantt_bars(run: DagRun, rows: list[TaskInstance], now: datetime) -> list[dic
 
 
 RECENT_BACKFILLS = 5
+BACKFILL_NOTICES = {
+    "pause": "Backfill paused: it creates and starts no more runs.",
+    "unpause": "Backfill resumed.",
+    "cancel": "Backfill cancelled: no more runs; its queued runs failed.",
+}
 
 
 @router.get("/dags/{dag_id}/runs", response_class=HTMLResponse)
@@ -215,6 +221,7 @@ def runs_view(
     state: schemas.DagRunState | None = None,
     run_type: schemas.DagRunType | None = None,
     page_number: PageNumber = 1,
+    notice: str | None = None,
 ) -> HTMLResponse:
     dag = _dag(session, dag_id)
     query = RUN_ROWS.where(DagRun.dag_id == dag_id)
@@ -248,7 +255,31 @@ def runs_view(
         run_states=[s.value for s in schemas.DagRunState],
         run_types=[t.value for t in schemas.DagRunType],
         backfills=[(b, progress[b.id]) for b in recent],
+        notice=BACKFILL_NOTICES.get(notice or ""),
     )
+
+
+@router.post("/dags/{dag_id}/backfills/{backfill_id}/{action}")
+def change_backfill(
+    dag_id: str,
+    backfill_id: Annotated[int, Path(ge=1, le=schemas.DB_INT_MAX)],
+    action: Literal["pause", "unpause", "cancel"],
+    session: DbSession,
+    _: UiUser,
+) -> Response:
+    """Pause, resume or cancel a backfill from the runs page."""
+    found = session.get(Backfill, backfill_id)
+    if found is None or found.dag_id != dag_id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No backfill {backfill_id} of {dag_id}.")
+    try:
+        if action == "cancel":
+            backfills.cancel(session, backfill_id, now=utcnow())
+        else:
+            backfills.set_paused(session, backfill_id, action == "pause", now=utcnow())
+    except BackfillError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    session.commit()
+    return RedirectResponse(f"{dag_url(dag_id, 'runs')}?notice={action}", status_code=303)
 
 
 def _versions(session: Session, dag_id: str) -> list[DagVersion]:
