@@ -427,3 +427,43 @@ def test_a_pool_counts_deferred_tasks_only_with_include_deferred(
     with session_scope(session_factory) as session:
         picked = [ti.task_id for ti in pick_for_queue(session, slots=4, now=utcnow())]
     assert picked == ([] if include_deferred else ["ready"])
+
+
+MAPPED = """
+from tradewind import DAG
+from tradewind.sensors.filesystem import FileSensor
+
+with DAG("mapped_waits"):
+    FileSensor.partial(task_id="wait", deferrable=True, poke_interval=0.2, timeout=300).expand(
+        filepath=[{first!r}, {second!r}]
+    )
+"""
+
+
+def test_mapped_sensors_defer_and_resume_one_by_one(
+    dags_folder: Path,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    scheduler: Daemon,
+    triggerer: Daemon,
+    tmp_path: Path,
+) -> None:
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    source = MAPPED.format(first=str(first), second=str(second))
+    (dags_folder / "mapped_waits.py").write_text(textwrap.dedent(source))
+    parse_and_unpause(session_factory, settings, "mapped_waits")
+    trigger(settings, tmp_path, "mapped_waits")
+
+    def states() -> dict[int, str | None]:
+        with session_factory() as session:
+            rows = session.scalars(
+                select(TaskInstance).where(TaskInstance.dag_id == "mapped_waits")
+            ).all()
+            return {row.map_index: row.state for row in rows}
+
+    wait_for(lambda: states() == {0: "deferred", 1: "deferred"}, "both instances to defer")
+    first.write_text("a\n")
+    wait_for(lambda: states() == {0: "success", 1: "deferred"}, "the first to resume")
+    second.write_text("b\n")
+    wait_for(lambda: run_state(session_factory, "mapped_waits") == "success", "the run")
+    assert len(triggers(session_factory)) == 0
