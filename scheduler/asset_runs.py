@@ -11,7 +11,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from scheduler.run_creation import active_runs, isolated, lock_rows
-from tradewind.dagruns import RunRequest, create_dag_run, latest_version
+from tradewind.dagruns import RunRequest, create_dag_run
+from tradewind.dagversions import serialized_for
 from tradewind.errors import ParamValidationError
 from tradewind.models import (
     AssetDagRunQueue,
@@ -21,9 +22,9 @@ from tradewind.models import (
     DagRun,
     DagRunAssetEvent,
     DagScheduleAssetReference,
+    DagVersion,
 )
 from tradewind.schedules.assets import AssetSchedule
-from tradewind.serialization import SerializedDag
 from tradewind.state import DagRunType
 
 logger = logging.getLogger(__name__)
@@ -53,16 +54,28 @@ def _maybe_create(session: Session, model: DagModel, now: datetime) -> DagRun | 
             .where(AssetDagRunQueue.target_dag_id == model.dag_id)
         ).all()
     )
-    version = latest_version(session, model.dag_id)
-    dag = SerializedDag.from_dict(version.serialized)
-    schedule = dag.schedule
-    if model.is_stale or not isinstance(schedule, AssetSchedule):
+    if model.is_paused and not model.is_stale:
+        return None  # its updates wait until it is unpaused
+    # This runs every pass while a condition is only partly met: read the (cached)
+    # serialized DAG by version id rather than loading the version row each time.
+    version_id = session.scalar(
+        select(DagVersion.id)
+        .where(DagVersion.dag_id == model.dag_id)
+        .order_by(DagVersion.version_number.desc())
+        .limit(1)
+    )
+    dag = serialized_for(session, version_id) if version_id is not None else None
+    schedule = dag.schedule if dag is not None else None
+    if dag is None or model.is_stale or not isinstance(schedule, AssetSchedule):
         # No longer scheduled on assets: what was waiting for it will never be used.
         _unqueue(session, model.dag_id, list(queued.values()))
         return None
-    if model.is_paused or not schedule.condition.evaluate(set(queued)):
+    if not schedule.condition.evaluate(set(queued)):
         return None
     if active_runs(session, model.dag_id) >= dag.max_active_runs:
+        return None
+    version = session.get(DagVersion, version_id)
+    if version is None:  # pragma: no cover - read a moment ago
         return None
     try:
         with session.begin_nested():

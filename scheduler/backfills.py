@@ -44,9 +44,10 @@ def _unfinished_runs(session: Session, backfill_id: int) -> int:
 
 def _advance(session: Session, backfill: Backfill, now: datetime) -> list[DagRun]:
     created: list[DagRun] = []
+    unfinished = _unfinished_runs(session, backfill.id)
     model = session.get(DagModel, backfill.dag_id)
     if model is not None and not backfill.is_paused and not model.is_paused:
-        room = backfill.max_active_runs - _unfinished_runs(session, backfill.id)
+        room = backfill.max_active_runs - unfinished
         while room > 0:
             pending = session.scalars(
                 select(BackfillDagRun)
@@ -65,13 +66,14 @@ def _advance(session: Session, backfill: Backfill, now: datetime) -> list[DagRun
                 if run is not None:
                     created.append(run)
                     room -= 1
-    if _finished(session, backfill):
+    if not created and unfinished == 0 and not _dates_waiting(session, backfill):
         backfill.completed_at = backfill.updated_at = now
         logger.info("Backfill %s of %s completed", backfill.id, backfill.dag_id)
     return created
 
 
-def _finished(session: Session, backfill: Backfill) -> bool:
+def _dates_waiting(session: Session, backfill: Backfill) -> bool:
+    """Dates of the backfill that have neither a run nor a reason to have none."""
     waiting = session.scalar(
         select(func.count()).where(
             BackfillDagRun.backfill_id == backfill.id,
@@ -79,7 +81,7 @@ def _finished(session: Session, backfill: Backfill) -> bool:
             BackfillDagRun.exception_reason.is_(None),
         )
     )
-    return not waiting and _unfinished_runs(session, backfill.id) == 0
+    return bool(waiting)
 
 
 def _run_for(

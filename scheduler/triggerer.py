@@ -229,13 +229,13 @@ class Triggerer:
                 logger.info("Dropped %s trigger(s) no task waits on any more", dropped)
             self._last_cleanup = now
         with session_scope(self.factory) as session:
-            self._claim(session, now)
             owned = set(
                 session.scalars(select(Trigger.id).where(Trigger.triggerer_id == self.job_id))
             )
-            fired = {outcome.trigger_id for outcome in ended}
-            new = sorted(owned - running - fired)
-            records: dict[int, tuple[str, dict[str, Any]] | None] = dict.fromkeys(owned - fired)
+            owned.update(self._claim(session, now, room=self.capacity - len(owned)))
+            # Those that ended were deleted by `_record` above, so none is among `owned`.
+            new = sorted(owned - running)
+            records: dict[int, tuple[str, dict[str, Any]] | None] = dict.fromkeys(owned)
             for start in range(0, len(new), _CLAIM_BATCH):
                 batch = new[start : start + _CLAIM_BATCH]
                 for trigger_id, classpath, kwargs in session.execute(
@@ -246,15 +246,12 @@ class Triggerer:
                     records[trigger_id] = (classpath, kwargs)
         return records
 
-    def _claim(self, session: Session, now: datetime) -> None:
-        """Take unowned triggers, and those of dead triggerers, up to capacity."""
+    def _claim(self, session: Session, now: datetime, *, room: int) -> list[int]:
+        """Take up to ``room`` unowned triggers, and those of dead triggerers; returns
+        their ids."""
         assert self.job_id is not None
-        mine = len(
-            session.scalars(select(Trigger.id).where(Trigger.triggerer_id == self.job_id)).all()
-        )
-        room = self.capacity - mine
         if room <= 0:
-            return
+            return []
         threshold = timedelta(seconds=self.settings.job_dead_after_seconds)
         alive = [j.id for j in jobs.alive_jobs(session, "triggerer", now=now, threshold=threshold)]
         alive.append(self.job_id)
@@ -276,6 +273,7 @@ class Triggerer:
             )
         if ids:
             logger.info("Claimed %s trigger(s)", len(ids))
+        return ids
 
     def _record(self, session: Session, ended: list[_Outcome], now: datetime) -> None:
         """Resume the task instances of triggers that ended; delete those triggers."""

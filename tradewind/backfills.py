@@ -109,7 +109,12 @@ def plan(session: Session, request: BackfillRequest, *, now: datetime) -> list[P
     """The dates a backfill would run, in order, each with what would happen to it;
     raises `BackfillError` (or `DagNotFound`) for a request that cannot be met."""
     _check_request(request)
-    dag = _dag(session, request.dag_id)
+    return _plan(session, request, _dag(session, request.dag_id), now)
+
+
+def _plan(
+    session: Session, request: BackfillRequest, dag: SerializedDag, now: datetime
+) -> list[PlannedRun]:
     infos = _dates(dag, request, now)
     if request.run_backwards:
         infos.reverse()
@@ -134,8 +139,9 @@ def plan(session: Session, request: BackfillRequest, *, now: datetime) -> list[P
 
 def create_backfill(session: Session, request: BackfillRequest, *, now: datetime) -> Backfill:
     """Record a backfill for the scheduler to run."""
-    planned = plan(session, request, now=now)
+    _check_request(request)
     dag = _dag(session, request.dag_id)
+    planned = _plan(session, request, dag, now)
     try:
         params_from_dump(dag.params).resolve(dict(request.conf or {}))
     except ParamValidationError as exc:
@@ -225,6 +231,18 @@ def cancel(session: Session, backfill_id: int, *, now: datetime) -> Backfill:
     backfill.is_paused = True
     backfill.completed_at = backfill.updated_at = now
     return backfill
+
+
+ACTIONS = ("pause", "unpause", "cancel")
+
+
+def change(session: Session, backfill_id: int, action: str, *, now: datetime) -> Backfill:
+    """Pause, unpause or cancel a backfill (the CLI, the API and the UI all come here)."""
+    if action == "cancel":
+        return cancel(session, backfill_id, now=now)
+    if action in ("pause", "unpause"):
+        return set_paused(session, backfill_id, action == "pause", now=now)
+    raise BackfillError(f"unknown backfill action {action!r}: use one of {', '.join(ACTIONS)}")
 
 
 def progress(session: Session, backfill_ids: list[int]) -> dict[int, Progress]:
@@ -322,6 +340,7 @@ __all__ = [
     "PlannedRun",
     "Progress",
     "cancel",
+    "change",
     "create_backfill",
     "get_backfill",
     "plan",
