@@ -222,12 +222,8 @@ def _change(ctx: CliContext, backfill_id: int, action: str) -> int:
     from tradewind.db import session_scope
     from tradewind.models.base import utcnow
 
-    now = utcnow()
     with session_scope(ctx.session_factory) as session:
-        if action == "cancel":
-            backfills.cancel(session, backfill_id, now=now)
-        else:
-            backfills.set_paused(session, backfill_id, action == "pause", now=now)
+        backfills.change(session, backfill_id, action, now=utcnow())
     print(f"Backfill {backfill_id}: {action}{'led' if action == 'cancel' else 'd'}.")
     return 0
 

@@ -226,8 +226,15 @@ def test_a_paused_backfill_waits_and_a_cancelled_one_creates_no_more_runs(
     daily: str, session_factory: sessionmaker[Session]
 ) -> None:
     backfill_id = create(session_factory, max_active_runs=2)
+    with (
+        pytest.raises(
+            BackfillError, match="unknown backfill action 'stop': use one of pause, unpause, cancel"
+        ),
+        session_scope(session_factory) as session,
+    ):
+        backfills.change(session, backfill_id, "stop", now=utcnow())
     with session_scope(session_factory) as session:
-        backfills.set_paused(session, backfill_id, True, now=utcnow())
+        backfills.change(session, backfill_id, "pause", now=utcnow())
     assert tick(session_factory) == []
     with session_scope(session_factory) as session:
         backfills.set_paused(session, backfill_id, False, now=utcnow())

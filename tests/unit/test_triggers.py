@@ -12,6 +12,7 @@ import pytest
 
 from tradewind import DAG
 from tradewind.errors import (
+    DagDefinitionError,
     SensorTimeout,
     TaskDefer,
     TaskDeferralError,
@@ -210,3 +211,42 @@ def test_a_sensor_whose_deferral_timed_out_times_out_as_a_sensor(
     sensor = make(FileSensor, filepath="/x", deferrable=True, timeout=5, soft_fail=soft_fail)
     with pytest.raises(error, match="timed out"):
         sensor.resume_execution(FAIL_METHOD, {"error": "late", "timeout": True}, {})
+
+
+def test_a_bad_defer_timeout_names_the_task() -> None:
+    class Impatient(BaseOperator):
+        def execute(self, context: dict[str, Any]) -> Any:
+            self.defer(trigger=DateTimeTrigger(T0), method_name="execute", timeout="soon")
+
+    with pytest.raises(DagDefinitionError, match=r"task 't': defer\(\): timeout must be"):
+        make(Impatient).execute({})
+
+
+@pytest.mark.parametrize(
+    ("deferral", "message"),
+    [
+        (
+            TaskDefer(trigger="soon", method_name="resume"),
+            "needs a BaseTrigger instance, got str",
+        ),
+        (
+            TaskDefer(trigger=DateTimeTrigger(T0), method_name="resume", kwargs={"f": print}),
+            r"the kwargs of defer\('resume'\)\['f'\]: builtin_function_or_method cannot be stored",
+        ),
+        (
+            TaskDefer(trigger=DateTimeTrigger(T0), method_name="resume", kwargs={"event": 1}),
+            "may not use the key 'event'",
+        ),
+        (
+            TaskDefer(trigger=DateTimeTrigger(T0), method_name="resume", timeout=30),
+            r"defer\(timeout=\.\.\.\) must be a timedelta, got 30",
+        ),
+    ],
+)
+def test_a_deferral_the_worker_cannot_store_fails_with_the_reason(
+    deferral: TaskDefer, message: str
+) -> None:
+    from worker.execution import _deferral_of
+
+    with pytest.raises(TradewindError, match=message):
+        _deferral_of(deferral)

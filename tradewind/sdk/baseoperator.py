@@ -346,9 +346,12 @@ class BaseOperator(DependencyMixin):
 
         if not callable(getattr(self, method_name, None)):
             raise TypeError(f"{type(self).__name__} has no method {method_name!r} to resume in")
-        if timeout is not None and not isinstance(timeout, timedelta):
-            timeout = timedelta(seconds=float(timeout))
-        raise TaskDefer(trigger=trigger, method_name=method_name, kwargs=kwargs, timeout=timeout)
+
+        def fail(message: str) -> DagDefinitionError:
+            return DagDefinitionError(f"task {self.task_id!r}: defer(): {message}")
+
+        limit = as_optional_timedelta(timeout, "timeout", fail)
+        raise TaskDefer(trigger=trigger, method_name=method_name, kwargs=kwargs, timeout=limit)
 
     def resume_execution(
         self, next_method: str, next_kwargs: dict[str, Any], context: dict[str, Any]

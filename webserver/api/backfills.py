@@ -189,12 +189,8 @@ def get_backfill(
 
 
 def _change(session: Session, backfill_id: int, action: str) -> schemas.BackfillResponse:
-    now = utcnow()
     try:
-        if action == "cancel":
-            backfill = backfills.cancel(session, backfill_id, now=now)
-        else:
-            backfill = backfills.set_paused(session, backfill_id, action == "pause", now=now)
+        backfill = backfills.change(session, backfill_id, action, now=utcnow())
     except BackfillNotFound as exc:
         raise not_found(str(exc)) from None
     except BackfillError as exc:  # it has completed

@@ -272,10 +272,7 @@ def change_backfill(
     if found is None or found.dag_id != dag_id:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"No backfill {backfill_id} of {dag_id}.")
     try:
-        if action == "cancel":
-            backfills.cancel(session, backfill_id, now=utcnow())
-        else:
-            backfills.set_paused(session, backfill_id, action == "pause", now=utcnow())
+        backfills.change(session, backfill_id, action, now=utcnow())
     except BackfillError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     session.commit()
