@@ -9,6 +9,11 @@ load generator (``--concurrency`` requests in flight) for ``--seconds`` each:
 ``GET /api/v2/dags?limit=100`` and ``GET /api/v2/dags/{id}/dagRuns?limit=100``.
 Prints requests per second and p50/p99 latency per call.
 
+The webserver keeps the DAG list it served until the DAG tables change (Postgres
+notifies it). ``--changes-per-second N`` makes that honest: while the calls run, another
+connection moves a DAG's next run N times a second, as a busy scheduler would, and every
+change makes the next request of each page query again.
+
 The load generator is `wrk` when it is installed (``apt-get install wrk``): written in C,
 it leaves the two cores to the server. Otherwise, or with ``--generator httpx``, an
 asyncio loop of httpx requests, which itself needs about a core at these rates, so its
@@ -28,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -168,6 +174,29 @@ def hammer_with_wrk(
     }
 
 
+class ChangeMaker(threading.Thread):
+    """Updates one DAG row ``rate`` times a second until stopped; counts its commits."""
+
+    def __init__(self, url: str, rate: float) -> None:
+        super().__init__(daemon=True)
+        self.url, self.rate, self.count = url, rate, 0
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        import psycopg
+
+        from tradewind.db import normalize_url
+
+        dsn = normalize_url(self.url).set(drivername="postgresql").render_as_string(False)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            while not self.stopping.wait(1 / self.rate):
+                conn.execute(
+                    "UPDATE dag SET next_dagrun_run_after = now() WHERE dag_id = %s",
+                    [f"bench_{self.count % 200:04d}"],
+                )
+                self.count += 1
+
+
 def drive(base: str, args: argparse.Namespace) -> dict[str, Any]:
     """Log in, then load each call in turn; returns the figures per call."""
     import httpx
@@ -184,10 +213,17 @@ def drive(base: str, args: argparse.Namespace) -> dict[str, Any]:
         ("dags", "/api/v2/dags?limit=100"),
         ("dag_runs", "/api/v2/dags/bench_0007/dagRuns?limit=100"),
     ):
+        changes = ChangeMaker(args.postgres, args.changes_per_second)
+        if args.changes_per_second > 0:
+            changes.start()
         if args.generator == "wrk":
             row = hammer_with_wrk(base + path, headers, args.seconds, args.concurrency)
         else:
             row = asyncio.run(hammer(base + path, headers, args.seconds, args.concurrency))
+        changes.stopping.set()
+        if args.changes_per_second > 0:
+            changes.join()
+            row["dag_changes"] = changes.count
         results[name] = {**row, "generator": args.generator}
         print(f"{name:<9} " + "  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     return results
@@ -203,6 +239,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--changes-per-second",
+        type=float,
+        default=0.0,
+        metavar="N",
+        help="update a DAG row N times a second during each call (default 0)",
+    )
     parser.add_argument(
         "--generator",
         choices=["wrk", "httpx"],

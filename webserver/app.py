@@ -23,6 +23,7 @@ from webserver.api import (
     auth,
     backfills,
     clearing,
+    dag_cache,
     dag_runs,
     dags,
     monitor,
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.factory = make_session_factory(engine)
+    app.state.dag_list = dag_cache.ResponseCache(dag_cache.watch_for(engine))
     app.state.failed_logins = auth.FailedLogins()
     app.include_router(auth.router)
     for module in (

@@ -172,13 +172,18 @@ def _json_array_agg_sqlite(element: json_array_agg, compiler: SQLCompiler, **kw:
 def collection(model: type[BaseModel], **fields: Any) -> Response:
     """A collection response serialized straight from plain values (see `present.dag`):
     ``fields`` plus the defaults of ``model``'s optional fields (cursors and the like)."""
+    return Response(collection_body(model, **fields), media_type="application/json")
+
+
+def collection_body(model: type[BaseModel], **fields: Any) -> bytes:
+    """The JSON of `collection`."""
     body = {
         name: info.get_default(call_default_factory=True)
         for name, info in model.model_fields.items()
         if not info.is_required()
     }
     body.update(fields)
-    return Response(pydantic_core.to_json(body), media_type="application/json")
+    return pydantic_core.to_json(body)
 
 
 def json_response(body: BaseModel) -> Response:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy import Row, Select, func, select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from tradewind.dags import set_paused
 from tradewind.models import DagModel, DagRun, DagTag, DagVersion
@@ -15,7 +17,7 @@ from webserver.api.common import (
     DbSession,
     Paging,
     bad_request,
-    collection,
+    collection_body,
     matches,
     not_found,
     order,
@@ -72,8 +74,8 @@ def latest_version(session: Session, dag_id: str) -> DagVersion | None:
 
 
 @router.get("/dags", response_model=schemas.DAGCollectionResponse)
-def get_dags(
-    session: DbSession,
+async def get_dags(
+    request: Request,
     _: Viewer,
     paging: Paging,
     tags: Annotated[list[str] | None, Query()] = None,
@@ -88,24 +90,39 @@ def get_dags(
     has_import_errors: bool | None = None,
     last_dag_run_state: schemas.DagRunState | None = None,
     order_by: Annotated[list[str] | None, Query()] = None,
-) -> schemas.DAGCollectionResponse:
-    query = dag_query(
-        tags=tags,
-        tags_match_mode=tags_match_mode,
-        owners=owners,
-        dag_id_pattern=dag_id_pattern,
-        dag_id_prefix_pattern=dag_id_prefix_pattern,
-        dag_display_name_pattern=dag_display_name_pattern,
-        dag_display_name_prefix_pattern=dag_display_name_prefix_pattern,
-        exclude_stale=exclude_stale,
-        paused=paused,
-        has_import_errors=has_import_errors,
-        last_dag_run_state=last_dag_run_state,
-    )
-    query = order(query, order_by, DAG_ORDER, ["dag_id"], DagModel.dag_id)
-    rows, total = paginate_rows(session, query, paging)
-    dags = [present.dag(row) for row in rows]
-    return collection(schemas.DAGCollectionResponse, dags=dags, total_entries=total)  # type: ignore[return-value]
+) -> Response:
+    filters: dict[str, Any] = {
+        "tags": tags,
+        "tags_match_mode": tags_match_mode,
+        "owners": owners,
+        "dag_id_pattern": dag_id_pattern,
+        "dag_id_prefix_pattern": dag_id_prefix_pattern,
+        "dag_display_name_pattern": dag_display_name_pattern,
+        "dag_display_name_prefix_pattern": dag_display_name_prefix_pattern,
+        "exclude_stale": exclude_stale,
+        "paused": paused,
+        "has_import_errors": has_import_errors,
+        "last_dag_run_state": last_dag_run_state,
+    }
+    factory = request.app.state.factory
+
+    def build() -> bytes:
+        query = order(dag_query(**filters), order_by, DAG_ORDER, ["dag_id"], DagModel.dag_id)
+        with factory() as session:
+            rows, total = paginate_rows(session, query, paging)
+        dags = [present.dag(row) for row in rows]
+        return collection_body(schemas.DAGCollectionResponse, dags=dags, total_entries=total)
+
+    if last_dag_run_state is not None:  # reads the runs, which the cache does not watch
+        body = await run_in_threadpool(build)
+    else:
+        key = (paging, tuple(order_by or ()), *(_hashable(v) for v in filters.values()))
+        body = await request.app.state.dag_list.get(key, build)
+    return Response(body, media_type="application/json")
+
+
+def _hashable(value: Any) -> Hashable:
+    return tuple(value) if isinstance(value, list) else value
 
 
 def dag_query(
