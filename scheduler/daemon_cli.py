@@ -75,7 +75,7 @@ def _standalone(_args: argparse.Namespace, ctx: CliContext) -> int:
     from scheduler.executors import make_executor
     from scheduler.scheduler import Scheduler
     from scheduler.singleton import hold_scheduler_lock
-    from scheduler.standalone import banner, ensure_admin
+    from scheduler.standalone import TriggererOnDemand, banner, ensure_admin
     from tradewind.db import migrate
 
     configure_daemon_logging(ctx.settings.log_level)
@@ -83,11 +83,15 @@ def _standalone(_args: argparse.Namespace, ctx: CliContext) -> int:
     factory = ctx.session_factory
     password = ensure_admin(factory, ctx.settings)
     with hold_scheduler_lock(ctx.engine, factory, ctx.settings):
-        children = [_start_dag_processor(), _start_child("triggerer"), _start_child("webserver")]
+        children = [_start_dag_processor(), _start_child("webserver")]
+        triggerer = TriggererOnDemand(lambda: _start_child("triggerer"))
         try:
             print(banner(ctx.settings, ctx.settings.resolved_database_url, password), flush=True)
-            Scheduler(factory, ctx.settings, make_executor(ctx.settings)).run()
+            scheduler = Scheduler(factory, ctx.settings, make_executor(ctx.settings))
+            scheduler.companions.append(triggerer.tend)
+            scheduler.run()
         finally:
+            triggerer.stop()
             for child in reversed(children):
                 child.terminate()
             for child in reversed(children):

@@ -17,7 +17,7 @@ import signal
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import select, tuple_
 
@@ -51,6 +51,15 @@ logger = logging.getLogger(__name__)
 FULL_SWEEP_SECONDS = 10.0
 
 
+class Companion(Protocol):
+    """Something the scheduler's process looks after between passes (standalone's
+    on-demand triggerer). Called after every pass; it decides how often to act."""
+
+    def __call__(
+        self, factory: sessionmaker[Session], now: datetime, *, tries_ended: bool
+    ) -> None: ...
+
+
 @dataclass
 class TickReport:
     created_runs: int = 0
@@ -71,6 +80,7 @@ class Scheduler:
         self._last_beat: datetime | None = None
         self._last_liveness: datetime | None = None
         self._stopping = False
+        self.companions: list[Companion] = []
         self._listener: WakeListener | None = None
         self._listener_fd: int | None = None
         self._wake_read, self._wake_write = os.pipe()
@@ -178,6 +188,8 @@ class Scheduler:
         for request_id in owed:
             self.executor.run_callback(request_id)
         self._housekeeping(now)
+        for companion in self.companions:
+            companion(self.factory, now, tries_ended=bool(finished))
         return report
 
     def _record_finished(

@@ -22,13 +22,15 @@ pytestmark = pytest.mark.e2e
 
 DAG = """
 from tradewind import DAG, task
+from tradewind.sensors.time_delta import TimeDeltaSensor
 
 with DAG("standalone_demo"):
     @task
     def hello():
         return "hi"
 
-    hello()
+    # Deferred: standalone starts its triggerer only now.
+    hello() >> TimeDeltaSensor(task_id="settle", delta=3, deferrable=True)
 """
 
 
@@ -80,6 +82,7 @@ def test_standalone_runs_a_dag_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> No
                 ),
                 "the DAG to be parsed",
             )
+            assert "Starting the triggerer" not in log.read_text()
             unpaused = client.patch(
                 "/api/v2/dags/standalone_demo", json={"is_paused": False}, headers=headers
             )
@@ -94,6 +97,7 @@ def test_standalone_runs_a_dag_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> No
                 lambda: client.get(run_url, headers=headers).json()["state"] == "success",
                 "the triggered run to succeed",
             )
+            assert "Starting the triggerer: a deferred task waits" in log.read_text()
             task_log = client.get(f"{run_url}/taskInstances/hello/logs/1", headers=headers)
             lines = task_log.json()["content"]
             assert any("Try 1 ends: success" in line for line in lines), lines
@@ -113,6 +117,7 @@ def test_standalone_runs_a_dag_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> No
     assert process.returncode == 0, log.read_text()
     assert "Scheduler stopped" in log.read_text()
     assert "DAG processor stopped" in log.read_text()
+    assert "Triggerer stopped" in log.read_text()
 
 
 def _answers(url: str) -> bool:

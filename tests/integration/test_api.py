@@ -128,6 +128,26 @@ def test_a_double_slash_after_the_host_is_tolerated(api: TestClient) -> None:
     assert api.get("http://testserver//api/v2/version").status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        # Several routes share the path; the router alone would name the first one's.
+        ("OPTIONS", "/api/v2/pools/some_pool", "DELETE, GET, HEAD, PATCH"),
+        ("PUT", "/api/v2/dags/etl_daily", "GET, HEAD, PATCH"),
+        ("POST", "/api/v2/variables/x", "DELETE, GET, HEAD, PATCH"),
+        # A literal path that another route's parameter would take: GET is not allowed.
+        ("GET", "/api/v2/backfills/dry_run", "POST"),
+        ("DELETE", "/api/v2/dags/etl_daily/dagRuns/r/wait", "GET, HEAD"),
+    ],
+)
+def test_a_wrong_method_is_a_405_naming_every_allowed_one(
+    api: TestClient, method: str, path: str, allow: str
+) -> None:
+    answer = api.request(method, path, headers=token(api))
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == allow
+
+
 def test_tokens_come_from_json_or_a_form_and_bad_logins_are_refused(api: TestClient) -> None:
     assert (
         api.post("/auth/token", json={"username": "viewer", "password": PASSWORD}).status_code

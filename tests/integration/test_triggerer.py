@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -467,3 +468,57 @@ def test_mapped_sensors_defer_and_resume_one_by_one(
     second.write_text("b\n")
     wait_for(lambda: run_state(session_factory, "mapped_waits") == "success", "the run")
     assert len(triggers(session_factory)) == 0
+
+
+# --- standalone's triggerer, started and stopped on demand ------------------------------
+
+
+def test_standalone_starts_its_triggerer_for_a_waiting_trigger_and_stops_it_when_idle(
+    session_factory: sessionmaker[Session],
+) -> None:
+    import subprocess
+    import sys
+    from datetime import datetime, timedelta
+
+    from scheduler.standalone import TriggererOnDemand
+    from tradewind.db import session_scope
+
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start() -> subprocess.Popen[bytes]:
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        started.append(child)
+        return child
+
+    on_demand = TriggererOnDemand(start)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    second = timedelta(seconds=1)
+    try:
+        on_demand.tend(session_factory, t0, tries_ended=True)
+        assert started == []  # nothing waits
+        with session_scope(session_factory) as session:
+            session.add(Trigger(classpath="x.Y", kwargs={}))
+        on_demand.tend(session_factory, t0 + 0.5 * second, tries_ended=True)
+        assert started == []  # looked less than a second ago
+        on_demand.tend(session_factory, t0 + 4 * second, tries_ended=False)
+        assert started == []  # without ended tries, it looks every five seconds
+        on_demand.tend(session_factory, t0 + 1 * second + 0.5 * second, tries_ended=True)
+        assert len(started) == 1
+        started[0].kill()  # the triggerer dies; the trigger still waits
+        started[0].wait()
+        on_demand.tend(session_factory, t0 + 7 * second, tries_ended=False)
+        assert len(started) == 2
+        assert on_demand.child is started[1]
+        with session_scope(session_factory) as session:
+            session.query(Trigger).delete()
+        on_demand.tend(session_factory, t0 + 12 * second, tries_ended=False)
+        on_demand.tend(session_factory, t0 + 71 * second, tries_ended=False)
+        assert started[1].poll() is None  # idle for 59 s: kept
+        on_demand.tend(session_factory, t0 + 76 * second, tries_ended=False)
+        assert started[1].poll() is not None
+        assert on_demand.child is None
+    finally:
+        for child in started:
+            if child.poll() is None:
+                child.kill()
+                child.wait()

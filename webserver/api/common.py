@@ -65,6 +65,31 @@ async def page(
 Paging = Annotated[Page, Depends(page)]
 
 
+def allowed_methods(document: Mapping[str, Any], path: str) -> list[str] | None:
+    """The methods the OpenAPI ``document`` declares for ``path`` (plus HEAD wherever GET
+    is), from its most specific template: literal segments win over parameters, as the
+    routes are declared (``/backfills/dry_run`` before ``/backfills/{backfill_id}``).
+    None if no template matches."""
+    wanted = path.rstrip("/").split("/")
+    best: tuple[tuple[bool, ...], set[str]] | None = None
+    for template, operations in document.get("paths", {}).items():
+        parts = template.rstrip("/").split("/")
+        if len(parts) != len(wanted):
+            continue
+        literal = tuple(not (p.startswith("{") and p.endswith("}")) for p in parts)
+        if any(lit and p != w for lit, p, w in zip(literal, parts, wanted, strict=True)):
+            continue
+        if best is None or literal > best[0]:
+            best = (literal, {method.upper() for method in operations if method in _METHODS})
+    if best is None:
+        return None
+    methods = best[1] | ({"HEAD"} if "GET" in best[1] else set())
+    return sorted(methods)
+
+
+_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
 def not_found(message: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, message)
 
@@ -77,6 +102,43 @@ def conflict(message: str) -> HTTPException:
     return HTTPException(status.HTTP_409_CONFLICT, message)
 
 
+@dataclass(frozen=True)
+class Ordering:
+    """A list's order: the requested names (``-name`` descending) with their columns,
+    ending with the tiebreak that makes it total."""
+
+    names: tuple[str, ...]
+    columns: tuple[Any, ...]
+    descending: tuple[bool, ...]
+
+    def clauses(self) -> list[Any]:
+        return [
+            c.desc() if d else c.asc() for c, d in zip(self.columns, self.descending, strict=True)
+        ]
+
+
+def ordering(
+    order_by: Sequence[str] | None,
+    allowed: Mapping[str, InstrumentedAttribute[Any] | ColumnElement[Any]],
+    default: Sequence[str],
+    tiebreak: InstrumentedAttribute[Any] | ColumnElement[Any],
+) -> Ordering:
+    """The order the named attributes ask for; unknown names are a 400."""
+    names, columns, descending = [], [], []
+    for raw in order_by or default:
+        name = raw.removeprefix("-")
+        column = allowed.get(name)
+        if column is None:
+            raise bad_request(
+                f"Ordering with '{name}' is disallowed or the attribute does not exist on the "
+                f"model (allowed: {', '.join(sorted(allowed))})"
+            )
+        names.append(raw)
+        columns.append(column)
+        descending.append(raw.startswith("-"))
+    return Ordering((*names, "(tiebreak)"), (*columns, tiebreak), (*descending, False))
+
+
 def order(
     query: Select[Any],
     order_by: Sequence[str] | None,
@@ -85,18 +147,7 @@ def order(
     tiebreak: InstrumentedAttribute[Any] | ColumnElement[Any],
 ) -> Select[Any]:
     """Order by the named attributes (``-name`` descending); unknown names are a 400."""
-    clauses = []
-    for raw in order_by or default:
-        descending = raw.startswith("-")
-        name = raw.removeprefix("-")
-        column = allowed.get(name)
-        if column is None:
-            raise bad_request(
-                f"Ordering with '{name}' is disallowed or the attribute does not exist on the "
-                f"model (allowed: {', '.join(sorted(allowed))})"
-            )
-        clauses.append(column.desc() if descending else column.asc())
-    return query.order_by(*clauses, tiebreak)
+    return query.order_by(*ordering(order_by, allowed, default, tiebreak).clauses())
 
 
 def matches(column: InstrumentedAttribute[Any], pattern: str | None) -> ColumnElement[bool]:

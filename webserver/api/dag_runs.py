@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import json
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from tradewind.dagruns import RunRequest, create_dag_run, set_run_state
 from tradewind.errors import DagRunAlreadyExists, DagRunIdError, ParamValidationError
-from tradewind.models import DagModel, DagRun, DagVersion
+from tradewind.models import DagModel, DagRun, DagVersion, XCom
 from tradewind.models.base import utcnow
 from tradewind.schedules import DataInterval
-from tradewind.state import DagRunState, DagRunType
+from tradewind.state import TERMINAL_RUN_STATES, DagRunState, DagRunType
 from webserver.api import present, schemas
 from webserver.api.common import (
     DbSession,
@@ -24,10 +30,11 @@ from webserver.api.common import (
     conflict,
     matches,
     not_found,
-    order,
+    ordering,
     paginate_rows,
     refuse_nul_in_url,
 )
+from webserver.api.cursors import CURSOR_HELP, cursor_page
 from webserver.api.dags import check_dag_exists, find_dag, latest_version
 from webserver.security import UserRole, Viewer
 
@@ -160,6 +167,7 @@ def get_dag_runs(
     updated_at_gte: DateQuery = None,
     updated_at_lte: DateQuery = None,
     order_by: Annotated[list[str] | None, Query()] = None,
+    cursor: Annotated[str | None, Query(description=CURSOR_HELP)] = None,
 ) -> schemas.DAGRunCollectionResponse:
     """Runs of a DAG, or of every DAG with ``dag_id`` ``~``."""
     query = RUN_ROWS
@@ -189,8 +197,13 @@ def get_dag_runs(
             conditions.append(column > _aware(strict_low, "gt"))
         if strict_high is not None:
             conditions.append(column < _aware(strict_high, "lt"))
-    query = order(query.where(*conditions), order_by, RUN_ORDER, ["id"], DagRun.id)
-    rows, total = paginate_rows(session, query, paging)
+    query = query.where(*conditions)
+    sort = ordering(order_by, RUN_ORDER, ["id"], DagRun.id)
+    if cursor is not None:
+        page = cursor_page(session, query, sort, cursor, paging.limit)
+        runs = [present.dag_run(row) for row in page.rows]
+        return collection(schemas.DAGRunCollectionResponse, dag_runs=runs, **page.fields())  # type: ignore[return-value]
+    rows, total = paginate_rows(session, query.order_by(*sort.clauses()), paging)
     runs = [present.dag_run(row) for row in rows]
     return collection(schemas.DAGRunCollectionResponse, dag_runs=runs, total_entries=total)  # type: ignore[return-value]
 
@@ -244,3 +257,73 @@ def delete_dag_run(dag_id: str, dag_run_id: str, session: DbSession, _: UserRole
     session.delete(run)
     session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+WAIT_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "One JSON object per line: the run's state now and after every "
+        "interval, the last with the finished state (and the results asked for)",
+        "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.get(
+    "/dags/{dag_id}/dagRuns/{dag_run_id}/wait",
+    tags=["experimental"],
+    response_class=StreamingResponse,
+    responses={**WAIT_STREAM, **schemas.errors(404)},
+)
+async def wait_dag_run_until_finished(
+    request: Request,
+    dag_id: str,
+    dag_run_id: str,
+    _: Viewer,
+    interval: Annotated[float, Query(gt=0, le=3600, description="Seconds between lines")],
+    result: Annotated[
+        list[str] | None,
+        Query(description="Tasks whose return values to add once the run has finished"),
+    ] = None,
+) -> StreamingResponse:
+    """Stream the run's state (NDJSON) until it finishes; a 404 before streaming if
+    there is no such run. With ``result``, the last line has ``results``: each task's
+    return value, or the list of them for a mapped task. Experimental, as in Airflow."""
+    factory = request.app.state.factory
+
+    def look() -> tuple[bool, bytes]:
+        with factory() as session:
+            run = find_run(session, dag_id, dag_run_id)
+            line: dict[str, Any] = {"state": run.state}
+            finished = run.state in TERMINAL_RUN_STATES
+            if finished and result:
+                line["results"] = _results(session, run.id, result)
+        return finished, json.dumps(line).encode() + b"\n"
+
+    finished, first = await run_in_threadpool(look)
+
+    async def lines() -> AsyncIterator[bytes]:
+        done, line = finished, first
+        yield line
+        while not done:
+            await asyncio.sleep(interval)
+            try:
+                done, line = await run_in_threadpool(look)
+            except HTTPException:  # the run was deleted while we waited
+                return
+            yield line
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+def _results(session: Session, run_pk: int, task_ids: list[str]) -> dict[str, Any]:
+    rows = session.execute(
+        select(XCom.task_id, XCom.map_index, XCom.value)
+        .where(XCom.dag_run_id == run_pk, XCom.key == "return_value", XCom.task_id.in_(task_ids))
+        .order_by(XCom.task_id, XCom.map_index)
+    ).all()
+    results: dict[str, Any] = {}
+    for task_id, group in itertools.groupby(rows, key=lambda row: row.task_id):
+        values = list(group)
+        mapped = not (len(values) == 1 and values[0].map_index < 0)
+        results[task_id] = [v.value for v in values] if mapped else values[0].value
+    return results

@@ -31,8 +31,10 @@ from webserver.api.common import (
     matches,
     not_found,
     order,
+    ordering,
     refuse_nul_in_url,
 )
+from webserver.api.cursors import CURSOR_HELP, cursor_page
 from webserver.api.dag_runs import find_run
 from webserver.security import Viewer, signing_key
 
@@ -207,6 +209,7 @@ def get_task_instances(
     try_number: Annotated[list[schemas.TryNumber] | None, Query()] = None,
     task_display_name_pattern: str | None = None,
     order_by: Annotated[list[str] | None, Query()] = None,
+    cursor: Annotated[str | None, Query(description=CURSOR_HELP)] = None,
 ) -> schemas.TaskInstanceCollectionResponse:
     """Task instances of a run; ``~`` for the DAG or the run means any."""
     if dag_id != "~" and dag_run_id != "~":
@@ -233,7 +236,15 @@ def get_task_instances(
     ):
         if values:
             query = query.where(column.in_(values))
-    query = order(query, order_by, TI_ORDER, ["map_index"], TaskInstance.id)
+    sort = ordering(order_by, TI_ORDER, ["map_index"], TaskInstance.id)
+    if cursor is not None:
+        found = cursor_page(session, query, sort, cursor, paging.limit)
+        pairs = [(row["TaskInstance"], row["DagRun"]) for row in found.rows]
+        context = _Context(session, [ti for ti, _run in pairs])
+        return schemas.TaskInstanceCollectionResponse(
+            task_instances=[respond(ti, run, context) for ti, run in pairs], **found.fields()
+        )
+    query = query.order_by(*sort.clauses())
     total = session.scalar(select(_count(query)))
     page = session.execute(query.limit(paging.limit).offset(paging.offset)).all()
     context = _Context(session, [row for row, _run in page])
