@@ -10,10 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
-from fastapi.exception_handlers import http_exception_handler
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import tradewind
@@ -32,7 +30,6 @@ from webserver.api import (
     resources,
     task_instances,
 )
-from webserver.api.common import allowed_methods
 
 logger = logging.getLogger(__name__)
 API_PREFIX = "/api/v2"
@@ -82,16 +79,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router, prefix=API_PREFIX)
     ui.install(app)
     app.add_middleware(_CollapseLeadingSlashes)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if exc.status_code == 405:
-            # The router names only the methods of the first route on the path.
-            allowed = allowed_methods(app.openapi(), request.url.path)
-            if allowed is not None:
-                headers = {**(exc.headers or {}), "Allow": ", ".join(allowed)}
-                exc = StarletteHTTPException(405, exc.detail, headers)
-        return await http_exception_handler(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

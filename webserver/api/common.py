@@ -15,6 +15,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import GenericFunction
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tradewind.models.base import JsonText
 from webserver.api.schemas import DB_INT_MAX
@@ -63,6 +64,19 @@ async def page(
 
 
 Paging = Annotated[Page, Depends(page)]
+
+
+def with_full_allow(request: Request, exc: StarletteHTTPException) -> StarletteHTTPException:
+    """A 405 naming every method its path allows: the router names only those of the
+    first route on the path (`/api/v2/pools/x` would say ``GET`` alone)."""
+    if exc.status_code != 405:
+        return exc
+    allowed = allowed_methods(request.app.openapi(), request.url.path)
+    if allowed is None:
+        return exc
+    return StarletteHTTPException(
+        405, exc.detail, {**(exc.headers or {}), "Allow": ", ".join(allowed)}
+    )
 
 
 def allowed_methods(document: Mapping[str, Any], path: str) -> list[str] | None:

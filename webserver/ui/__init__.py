@@ -16,6 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from webserver.api.common import with_full_allow
 from webserver.ui.render import HERE, bare, page
 from webserver.ui.routes import (
     admin,
@@ -48,9 +49,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        exc = with_full_allow(request, exc)
         if _for_machines(request) or "application/json" in request.headers.get("accept", ""):
             return await http_exception_handler(request, exc)
-        return error_page(request, exc.status_code, str(exc.detail))
+        answer = error_page(request, exc.status_code, str(exc.detail))
+        answer.headers.update(exc.headers or {})
+        return answer
 
     @app.exception_handler(RequestValidationError)
     async def _bad_input(request: Request, exc: RequestValidationError) -> Response:
