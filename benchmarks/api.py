@@ -213,15 +213,16 @@ def drive(base: str, args: argparse.Namespace) -> dict[str, Any]:
         ("dags", "/api/v2/dags?limit=100"),
         ("dag_runs", "/api/v2/dags/bench_0007/dagRuns?limit=100"),
     ):
-        changes = ChangeMaker(args.postgres, args.changes_per_second)
+        changes = None
         if args.changes_per_second > 0:
+            changes = ChangeMaker(args.postgres, args.changes_per_second)
             changes.start()
         if args.generator == "wrk":
             row = hammer_with_wrk(base + path, headers, args.seconds, args.concurrency)
         else:
             row = asyncio.run(hammer(base + path, headers, args.seconds, args.concurrency))
-        changes.stopping.set()
-        if args.changes_per_second > 0:
+        if changes is not None:
+            changes.stopping.set()
             changes.join()
             row["dag_changes"] = changes.count
         results[name] = {**row, "generator": args.generator}

@@ -26,7 +26,6 @@ import json
 import os
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.api import free_port  # noqa: E402
 
 SHAPES = {
     "chain50": ("chain", 50, 1),
@@ -75,12 +76,6 @@ def tree_pids(root: int) -> list[int]:
         except OSError:
             continue
     return pids
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def tree_rss_mb(root: int) -> float:

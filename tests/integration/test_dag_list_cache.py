@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, event
 
 from tests.conftest import new_pg_database
+from tests.integration.daemons import wait_for
 from tradewind.auth.users import create_user
 from tradewind.db import make_engine, make_session_factory, migrate, session_scope
 from tradewind.models.base import utcnow
@@ -33,14 +34,6 @@ for name in ("alpha", "beta", "gamma"):
     with DAG(name, tags=["cache"]):
         EmptyOperator(task_id="noop")
 """
-
-
-def eventually(check: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:g} s: {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -100,7 +93,7 @@ class Client:
 @pytest.fixture
 def client(pg_url: str) -> Iterator[Client]:
     client = Client(get_settings())
-    eventually(client.live, "the listener connects")
+    wait_for(client.live, "the listener connects")
     yield client
     client.http.close()
     client.app.state.engine.dispose()
@@ -134,9 +127,9 @@ def test_a_write_through_the_api_is_seen_by_the_next_request(client: Client) -> 
 def test_a_change_by_another_process_arrives_by_notification(client: Client, pg_url: str) -> None:
     client.dags()
     outside_write(pg_url, "UPDATE dag SET is_paused = false WHERE dag_id = 'gamma'")
-    eventually(lambda: client.dags()["gamma"] is False, "the list shows gamma unpaused")
+    wait_for(lambda: client.dags()["gamma"] is False, "the list shows gamma unpaused")
     outside_write(pg_url, "DELETE FROM dag_tag WHERE dag_id = 'alpha'")
-    eventually(
+    wait_for(
         lambda: (
             client.http.get(
                 "/api/v2/dags", params={"tags": "cache"}, headers=client.headers
@@ -159,7 +152,7 @@ def test_a_change_that_lands_while_the_list_is_read_is_not_kept(
             state["written"] = True
             before = client.watch.generation
             outside_write(pg_url, "UPDATE dag SET is_paused = false WHERE dag_id = 'alpha'")
-            eventually(lambda: client.watch.generation != before, "the notification arrives")
+            wait_for(lambda: client.watch.generation != before, "the notification arrives")
 
     event.listen(client.app.state.engine, "after_cursor_execute", write_after_the_query)
     assert client.dags()["alpha"] is True  # what the query read
@@ -174,13 +167,13 @@ def test_while_the_listener_is_away_every_request_queries(client: Client, pg_url
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
         "WHERE query LIKE 'LISTEN tradewind_dag_changed%'",
     )
-    eventually(lambda: not client.live(), "the watch notices its connection is gone")
+    wait_for(lambda: not client.live(), "the watch notices its connection is gone")
     read = client.queries
     outside_write(pg_url, "UPDATE dag SET is_paused = false WHERE dag_id = 'beta'")
     assert client.dags()["beta"] is False
     client.dags()
     assert client.queries == read + 2
-    eventually(client.live, "the listener reconnects", timeout=3 * dag_cache.RECONNECT_SECONDS)
+    wait_for(client.live, "the listener reconnects", timeout=3 * dag_cache.RECONNECT_SECONDS)
     client.dags()
     read = client.queries
     client.dags()
@@ -202,6 +195,14 @@ def test_without_the_change_triggers_nothing_is_cached(pg_url: str) -> None:
         client.app.state.engine.dispose()
 
 
+class LiveWatch(dag_cache.DagTableWatch):
+    """A watch that is live and sees no change, without a database."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._live = True
+
+
 def test_sqlite_has_no_watch(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'x.db'}")
     assert dag_cache.watch_for(engine) is None
@@ -210,18 +211,13 @@ def test_sqlite_has_no_watch(tmp_path: Path) -> None:
 def test_one_build_serves_every_request_waiting_for_it() -> None:
     builds: list[int] = []
 
-    class Fixed(dag_cache.DagTableWatch):
-        def __init__(self) -> None:
-            self._count = 0
-            self._live = True
-
     def build() -> bytes:
         time.sleep(0.05)
         builds.append(1)
         return b"body"
 
     async def scenario() -> list[bytes]:
-        cache = dag_cache.ResponseCache(Fixed(), size=2)
+        cache = dag_cache.ResponseCache(LiveWatch(), size=2)
         bodies = await asyncio.gather(*(cache.get("k", build) for _ in range(10)))
         await cache.get("other", build)
         await cache.get("third", build)  # evicts "k", the least recently used
@@ -233,11 +229,6 @@ def test_one_build_serves_every_request_waiting_for_it() -> None:
 
 
 def test_a_failed_build_reaches_every_waiter_and_is_not_kept() -> None:
-    class Fixed(dag_cache.DagTableWatch):
-        def __init__(self) -> None:
-            self._count = 0
-            self._live = True
-
     calls: list[int] = []
 
     def build() -> bytes:
@@ -245,7 +236,7 @@ def test_a_failed_build_reaches_every_waiter_and_is_not_kept() -> None:
         raise ValueError("broken")
 
     async def scenario() -> list[object]:
-        cache = dag_cache.ResponseCache(Fixed())
+        cache = dag_cache.ResponseCache(LiveWatch())
         first = await asyncio.gather(
             *(cache.get("k", build) for _ in range(3)), return_exceptions=True
         )
