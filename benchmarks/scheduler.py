@@ -38,7 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.api import free_port  # noqa: E402
+from benchmarks.api import ensure_database, free_port  # noqa: E402
 
 SHAPES = {
     "chain50": ("chain", 50, 1),
@@ -333,6 +333,8 @@ def main() -> None:
         if not args.postgres:
             parser.error("--executor celery needs --postgres (workers share the database)")
         celery = CeleryShape(args.broker, args.workers, args.concurrency)
+    if args.postgres:
+        ensure_database(args.postgres)
     harness = Harness(args.postgres, args.parallelism, celery)
     shape = f"{args.workers} workers x concurrency {args.concurrency}, " if celery else ""
     print(

@@ -63,15 +63,28 @@ def normalize_url(raw: str) -> URL:
     return url
 
 
-def make_engine(settings: Settings, **engine_options: Any) -> Engine:
-    """An engine for the configured metadata database. Does not connect yet."""
+def make_engine(settings: Settings, *, lends: bool = False, **engine_options: Any) -> Engine:
+    """An engine for the configured metadata database. Does not connect yet.
+
+    ``lends``: the engine of a parent that lends connections to the children it forks
+    (see `ConnectionLoan`); on Postgres its connections never prepare statements, so
+    that neither side can drop or reuse a statement the other prepared.
+    """
     url = normalize_url(settings.resolved_database_url)
     if url.get_backend_name() == "sqlite":
         engine = _sqlite_engine(url, settings.sqlite_busy_timeout_seconds, **engine_options)
     else:
         options: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
+        if lends:
+            options["connect_args"] = {"prepare_threshold": None}
         options.update(engine_options)
         engine = create_engine(url, **options)
+        key = id(engine)
+
+        @event.listens_for(engine, "do_connect")
+        def _connect(_dialect: Any, _record: Any, _cargs: Any, _cparams: Any) -> Any:
+            return _lent.pop(key, None)  # None: connect as usual
+
     _engines.add(engine)
     return engine
 
@@ -91,6 +104,67 @@ def _forget_inherited_connections() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_inherited_connections)
+
+
+# --- lending a Postgres connection to a forked child --------------------------------------
+# A new Postgres session costs the server a process and ~10 ms of CPU, more than a no-op
+# try's whole database work. A parent that forks one child per try (`worker.try_process`)
+# therefore lends the child one of its idle pooled connections: the child's first
+# connect takes it over, and the parent does not touch it until the child has ended.
+# Neither side prepares statements on it (psycopg drops all of a session's prepared
+# statements when it rolls back, which would pull them from under the other side's
+# cache), and a child that did not exit cleanly may have left it mid-conversation, so
+# then the parent closes it instead of pooling it again.
+_lent: dict[int, Any] = {}  # in a child: id(engine) -> the DBAPI connection it inherited
+
+
+class ConnectionLoan:
+    """One pooled connection of ``engine``, checked out in the parent for one child.
+
+    Make it before the fork; the child calls `take_over` right after it; the parent calls
+    `settle` once the child has ended (``clean``: it exited with status 0). Only engines
+    made with ``make_engine(..., lends=True)`` lend; SQLite connections never are (a
+    file handle shared across a fork is unsafe), nor is anything when the pool cannot
+    give a healthy connection: the child then connects itself."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._fairy: Any = None
+        if engine.dialect.name != "postgresql":
+            return
+        try:
+            fairy = engine.raw_connection()
+        except SQLAlchemyError:
+            return
+        connection = fairy.dbapi_connection
+        if getattr(connection, "prepare_threshold", 0) is not None:
+            fairy.close()  # not an engine made with ``lends=True``: lend nothing
+        elif _is_idle(connection):
+            self._fairy = fairy
+        else:
+            fairy.invalidate()
+
+    def take_over(self) -> None:
+        """In the child: the engine's next new connection is the lent one."""
+        if self._fairy is not None:
+            _lent[id(self._engine)] = self._fairy.dbapi_connection
+
+    def settle(self, *, clean: bool) -> None:
+        """In the parent, after the child ended: pool the connection again, or close it."""
+        fairy, self._fairy = self._fairy, None
+        if fairy is None:
+            return
+        if clean and _is_idle(fairy.dbapi_connection):
+            fairy.close()
+        else:
+            fairy.invalidate()
+
+
+def _is_idle(dbapi_connection: Any) -> bool:
+    import psycopg
+
+    pgconn = getattr(dbapi_connection, "pgconn", None)
+    return pgconn is not None and pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
 
 
 def _sqlite_engine(url: URL, busy_timeout: float, **engine_options: Any) -> Engine:

@@ -311,6 +311,11 @@ class TryEnd(enum.Enum):
     INTERRUPTED = "interrupted"
 
 
+# The ends whose meaning depends on the task's retry policy (see `resolve_try_end`);
+# every other end means the same whatever the policy, so a caller may skip looking it up.
+RETRYABLE_ENDS = frozenset({TryEnd.FAILED, TryEnd.RETRY_REQUESTED, TryEnd.TIMED_OUT, TryEnd.LOST})
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     retries: int = 0
@@ -374,9 +379,11 @@ def resolve_try_end(
         return Transition(TI.DEFERRED)
     if end is TryEnd.INTERRUPTED:
         return Transition(TI.UP_FOR_RETRY, next_try_at=now)
+    if end not in RETRYABLE_ENDS:  # FAILED_NO_RETRY
+        return Transition(TI.FAILED, callback="on_failure")
     budget = policy.retries if max_tries is None else max_tries
     retries_left = policy.retries > 0 and try_number <= budget
-    if end is TryEnd.FAILED_NO_RETRY or not retries_left:
+    if not retries_left:
         return Transition(TI.FAILED, callback="on_failure")
     delay = retry_delay_for(policy, try_number, jitter_key)
     return Transition(TI.UP_FOR_RETRY, next_try_at=now + delay, callback="on_retry")

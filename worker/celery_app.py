@@ -22,7 +22,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from celery import Celery, signals
 from celery.exceptions import Reject
@@ -30,7 +30,7 @@ from sqlalchemy.exc import OperationalError
 
 from tradewind.models.base import utcnow
 from tradewind.settings import Settings, get_settings
-from tradewind.state import TaskInstanceState, TryEnd
+from tradewind.state import TryEnd
 from worker.task_runner import TryRequest, host_name
 from worker.try_process import (
     DONE,
@@ -42,9 +42,6 @@ from worker.try_process import (
     fork_try,
     stop_group,
 )
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session, sessionmaker
 
 logger = logging.getLogger(__name__)
 
@@ -156,36 +153,27 @@ def run_try(dag_id: str, run_id: str, task_id: str, map_index: int, try_number: 
 
     A message this process cannot act on for a passing reason (the database is
     unreachable, fork fails, the worker is shutting down) goes back to the queue; one
-    for a try that is not queued at this try number is dropped.
+    for a try that is not queued at this try number is dropped when the child's claim
+    finds so.
     """
     request = TryRequest(dag_id, run_id, task_id, map_index, try_number)
     if _shutting_down():
         raise Reject("the worker is shutting down", requeue=True)
     parent = _warm_parent()
     try:
-        current = _current(parent.factory, request)
-        if current is None:
-            logger.warning("Dropping a delivery of %s: no such task instance", request)
-            return "dropped"
-        state, number, fileloc = current
-        if state != str(TaskInstanceState.QUEUED) or number != try_number:
-            logger.warning(
-                "Dropping a duplicate or late delivery of %s: it is %s at try %s",
-                request,
-                state,
-                number,
-            )
-            return "dropped"
-        child = fork_try(parent, request, fileloc=fileloc)
+        # No look at the task instance first: the child's claim (queued -> running at
+        # this try number) is the one check that counts, so a second one here would
+        # only cost every try a query.
+        child = fork_try(parent, request, fileloc=parent.fileloc_of(dag_id))
     except (OperationalError, OSError) as exc:
         logger.warning("Cannot start %s now (%s); handing its message back", request, exc)
         time.sleep(REQUEUE_PAUSE_SECONDS)
         raise Reject(str(exc), requeue=True) from None
     ended = _wait(child, parent.settings)
     if ended.not_ours:
-        # Both deliveries saw it queued; the other one's child claimed it first.
         logger.warning(
-            "Dropping a duplicate or late delivery of %s: another process claimed it first",
+            "Dropping a duplicate or late delivery of %s: it is not queued at this try "
+            "number (another delivery ran it, or it was cleared or removed)",
             request,
         )
         return "dropped"
@@ -211,28 +199,6 @@ def run_callback(request_id: int) -> str:
     if not ended.reported:
         logger.warning("Callback request %s: %s", request_id, describe_status(ended.status))
     return "ran" if ended.reported else "lost"
-
-
-def _current(
-    factory: sessionmaker[Session], request: TryRequest
-) -> tuple[str | None, int, str | None] | None:
-    from sqlalchemy import select
-
-    from tradewind.db import read_session
-    from tradewind.models import DagModel, TaskInstance
-
-    with read_session(factory) as session:
-        row = session.execute(
-            select(TaskInstance.state, TaskInstance.try_number, DagModel.fileloc)
-            .join(DagModel, DagModel.dag_id == TaskInstance.dag_id, isouter=True)
-            .where(
-                TaskInstance.dag_id == request.dag_id,
-                TaskInstance.run_id == request.run_id,
-                TaskInstance.task_id == request.task_id,
-                TaskInstance.map_index == request.map_index,
-            )
-        ).first()
-    return None if row is None else (row[0], row[1], row[2])
 
 
 @dataclass(frozen=True)
@@ -276,6 +242,7 @@ def _wait(child: TryProcess, settings: Settings) -> _Ended:
                     said += _read(child.fd)
             pid, status = os.waitpid(child.pid, os.WNOHANG)
             if pid != 0:
+                child.reaped(status)
                 said += _read(child.fd)
                 return _Ended(DONE in said, status, stopped, not_ours=NOT_OURS in said)
             now = time.monotonic()
@@ -301,12 +268,14 @@ def _stop_and_reap(child: TryProcess) -> None:
     deadline = time.monotonic() + STOP_AFTER_TERM_SECONDS
     while time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
-            if os.waitpid(child.pid, os.WNOHANG)[0] != 0:
+            pid, status = os.waitpid(child.pid, os.WNOHANG)
+            if pid != 0:
+                child.reaped(status)
                 return
         time.sleep(0.1)
     stop_group(child.pid, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError):
-        os.waitpid(child.pid, 0)
+        child.reaped(os.waitpid(child.pid, 0)[1])
 
 
 def _read(fd: int) -> bytes:

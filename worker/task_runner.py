@@ -33,6 +33,8 @@ from tradewind.errors import (
 from tradewind.models import DagRun, DagVersion, TaskInstance, TaskReschedule, Trigger
 from tradewind.models.base import utcnow
 from tradewind.state import (
+    RETRYABLE_ENDS,
+    RetryPolicy,
     TaskInstanceState,
     Transition,
     TryEnd,
@@ -254,10 +256,14 @@ class TaskRunner:
         ``max_tries`` (beyond ``retries`` once the instance was cleared)."""
         started, max_tries = claim
         now = utcnow()
-        with read_session(self.factory) as session:
-            policy = retry_policy_for(
-                session, version.version_id, request.task_id, fallback_retries=0
-            )
+        policy = RetryPolicy()  # what a success, skip or deferral means ignores it
+        if outcome.end in RETRYABLE_ENDS:
+            # A child reads (and parses) its run's whole DAG version for this; only
+            # tries whose end depends on it pay for that.
+            with read_session(self.factory) as session:
+                policy = retry_policy_for(
+                    session, version.version_id, request.task_id, fallback_retries=0
+                )
         transition = resolve_try_end(
             outcome.end,
             try_number=request.try_number,

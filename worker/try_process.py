@@ -19,10 +19,12 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from tradewind.db import ConnectionLoan
 from tradewind.processes import describe_exit
 from worker.dag_cache import DagFileCache
 from worker.logs import TryIdentity
@@ -72,6 +74,7 @@ class WarmParent:
     # Celery workers: a try dies with its worker (so a dead worker's try is a zombie and
     # is retried elsewhere). The local executor lets a try outlive a killed scheduler.
     die_with_parent: bool = False
+    _filelocs: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def prepare(
@@ -84,13 +87,34 @@ class WarmParent:
 
         for module in WARM_MODULES:
             importlib.import_module(module)
-        engine = make_engine(settings)
+        # Up to `parallelism` connections are lent to children at once (see
+        # `fork_try`); the pool keeps that many for the next ones and never blocks.
+        engine = make_engine(
+            settings, lends=True, pool_size=max(5, settings.parallelism), max_overflow=-1
+        )
         factory = make_session_factory(engine)
         warm_up(factory)
         host_name()
         gc.collect()
         gc.freeze()
         return cls(settings, engine, factory, DagFileCache(), hostname, die_with_parent)
+
+    def fileloc_of(self, dag_id: str) -> str | None:
+        """Where ``dag_id`` is defined, so that `fork_try` can load its file here once for
+        every child (read once per DAG; a file that moved later only costs the children
+        a load of their own, since each try loads its run's version by that version's
+        own path)."""
+        if dag_id not in self._filelocs:
+            from sqlalchemy import select
+
+            from tradewind.db import read_session
+            from tradewind.models import DagModel
+
+            with read_session(self.factory) as session:
+                fileloc = session.scalar(select(DagModel.fileloc).where(DagModel.dag_id == dag_id))
+            if fileloc is not None:
+                self._filelocs[dag_id] = fileloc
+        return self._filelocs.get(dag_id)
 
 
 @dataclass
@@ -100,32 +124,45 @@ class TryProcess:
     pid: int
     fd: int  # readable: DONE once the try's end is recorded, EOF when the process ends
     request: TryRequest | None
+    loan: ConnectionLoan | None = field(default=None, repr=False)
+
+    def reaped(self, status: int) -> None:
+        """Call once the process has been waited for: the parent takes back the database
+        connection it lent (or closes it, if the child did not exit cleanly)."""
+        loan, self.loan = self.loan, None
+        if loan is not None:
+            loan.settle(clean=os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0)
 
 
 def fork_try(parent: WarmParent, request: TryRequest, *, fileloc: str | None) -> TryProcess:
-    """Start ``request`` in a forked child; the caller reads ``fd`` and reaps ``pid``."""
+    """Start ``request`` in a forked child; the caller reads ``fd``, reaps ``pid`` and
+    then calls `TryProcess.reaped`."""
     if fileloc is not None:
         parent.dags.prime(fileloc)  # the child inherits the imported DAG file
-    read_fd, write_fd = os.pipe()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    parent_pid = os.getpid()
-    try:
-        pid = os.fork()
-    except OSError:
-        os.close(read_fd)
-        os.close(write_fd)
-        raise
-    if pid == 0:  # pragma: no cover - the child never returns
-        os.close(read_fd)
-        _child_main(request, parent, parent_pid, write_fd)
-    os.close(write_fd)
-    _own_group(pid)
-    return TryProcess(pid, read_fd, request)
+    return _fork(
+        parent,
+        request,
+        lambda loan, parent_pid, write_fd: _child_main(request, parent, loan, parent_pid, write_fd),
+    )
 
 
 def fork_callback(parent: WarmParent, request_id: int) -> TryProcess:
     """Run one callback request (see `tradewind.callbacks`) in a forked child."""
+    return _fork(
+        parent,
+        None,
+        lambda loan, parent_pid, write_fd: _callback_child_main(
+            request_id, parent, loan, parent_pid, write_fd
+        ),
+    )
+
+
+def _fork(
+    parent: WarmParent,
+    request: TryRequest | None,
+    child_main: Callable[[ConnectionLoan, int, int], None],
+) -> TryProcess:
+    loan = ConnectionLoan(parent.engine)
     read_fd, write_fd = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -135,13 +172,14 @@ def fork_callback(parent: WarmParent, request_id: int) -> TryProcess:
     except OSError:
         os.close(read_fd)
         os.close(write_fd)
+        loan.settle(clean=True)
         raise
     if pid == 0:  # pragma: no cover - the child never returns
         os.close(read_fd)
-        _callback_child_main(request_id, parent, parent_pid, write_fd)
+        child_main(loan, parent_pid, write_fd)
     os.close(write_fd)
     _own_group(pid)
-    return TryProcess(pid, read_fd, None)
+    return TryProcess(pid, read_fd, request, loan)
 
 
 def _own_group(pid: int) -> None:
@@ -175,7 +213,7 @@ def stop_group(pid: int, sig: signal.Signals) -> None:
 
 
 def _become_child(
-    parent: WarmParent, parent_pid: int
+    parent: WarmParent, loan: ConnectionLoan, parent_pid: int
 ) -> None:  # pragma: no cover - runs in children
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)  # our own group: stopping the try stops what it started
@@ -185,8 +223,9 @@ def _become_child(
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     from tradewind.db import use_session_factory
 
-    # New connections for this process; the warmed statement cache is kept.
-    parent.engine.dispose(close=False)
+    # The fork gave every engine a new, empty pool (the warmed statement cache is kept);
+    # its first connection is the one the parent lent.
+    loan.take_over()
     use_session_factory(parent.factory)
 
 
@@ -212,12 +251,12 @@ def _die_with_parent(parent_pid: int) -> None:  # pragma: no cover - runs in chi
 
 
 def _child_main(
-    request: TryRequest, parent: WarmParent, parent_pid: int, write_fd: int
+    request: TryRequest, parent: WarmParent, loan: ConnectionLoan, parent_pid: int, write_fd: int
 ) -> None:  # pragma: no cover - runs in children
     """One try, then exit. Never returns."""
     code = 1
     try:
-        _become_child(parent, parent_pid)
+        _become_child(parent, loan, parent_pid)
         signal.signal(signal.SIGTERM, _terminate)
         _redirect_output(request, parent.settings)
         from worker.task_runner import TaskRunner
@@ -245,11 +284,11 @@ def _child_main(
 
 
 def _callback_child_main(
-    request_id: int, parent: WarmParent, parent_pid: int, write_fd: int
+    request_id: int, parent: WarmParent, loan: ConnectionLoan, parent_pid: int, write_fd: int
 ) -> None:  # pragma: no cover - runs in children
     code = 1
     try:
-        _become_child(parent, parent_pid)
+        _become_child(parent, loan, parent_pid)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         from worker.callbacks import run_callback_request
 

@@ -48,24 +48,10 @@ class LocalExecutor(Executor):
         self.parallelism = settings.parallelism
         self._children: dict[int, _Child] = {}
         self._parent: WarmParent | None = None
-        self._filelocs: dict[str, str] = {}
 
     def start(self) -> None:
         """Warm this process up once so every forked try starts fast."""
         self._parent = WarmParent.prepare(self.settings)
-
-    def _fileloc(self, dag_id: str) -> str | None:
-        if dag_id not in self._filelocs and self._parent is not None:
-            from sqlalchemy import select
-
-            from tradewind.db import read_session
-            from tradewind.models import DagModel
-
-            with read_session(self._parent.factory) as session:
-                fileloc = session.scalar(select(DagModel.fileloc).where(DagModel.dag_id == dag_id))
-            if fileloc is not None:
-                self._filelocs[dag_id] = fileloc
-        return self._filelocs.get(dag_id)
 
     def open_slots(self) -> int:
         return self.parallelism - len(self._children)
@@ -78,7 +64,7 @@ class LocalExecutor(Executor):
 
     def queue(self, request: TryRequest) -> None:
         parent = self._warm()
-        started = fork_try(parent, request, fileloc=self._fileloc(request.dag_id))
+        started = fork_try(parent, request, fileloc=parent.fileloc_of(request.dag_id))
         self._track(started)
 
     def run_callback(self, request_id: int) -> None:
@@ -92,7 +78,7 @@ class LocalExecutor(Executor):
 
     def _track(self, started: TryProcess) -> None:
         os.set_blocking(started.fd, False)
-        self._children[started.fd] = _Child(started.pid, started.fd, started.request)
+        self._children[started.fd] = _Child(started.pid, started.fd, started.request, started.loan)
 
     def collect(self) -> list[TryFinished]:
         """Tries that recorded their end (reported at once, while their process still
@@ -100,8 +86,9 @@ class LocalExecutor(Executor):
         finished = []
         for child in list(self._children.values()):
             if child.request is None:  # a callback: nothing to report
-                if os.waitpid(child.pid, os.WNOHANG)[0] != 0:
-                    self._forget(child, None)
+                pid, status = os.waitpid(child.pid, os.WNOHANG)
+                if pid != 0:
+                    self._forget(child, status, None)
                 continue
             if not child.reported and DONE in read_available(child.fd):
                 child.reported = True
@@ -115,18 +102,19 @@ class LocalExecutor(Executor):
 
     def _reap(self, child: _Child, status: int) -> TryFinished | None:
         if child.request is None:
-            self._forget(child, None)
+            self._forget(child, status, None)
             return None
         if not child.reported and DONE in read_available(child.fd):
             child.reported = True
             if status == 0:
-                return self._forget(child, TryFinished(child.request, clean=True))
-        self._forget(child, None)
+                return self._forget(child, status, TryFinished(child.request, clean=True))
+        self._forget(child, status, None)
         if child.reported:
             return None
         return TryFinished(child.request, clean=False, detail=describe_status(status))
 
-    def _forget(self, child: _Child, result: TryFinished | None) -> TryFinished | None:
+    def _forget(self, child: _Child, status: int, result: TryFinished | None) -> TryFinished | None:
+        child.reaped(status)
         os.close(child.fd)
         del self._children[child.fd]
         return result

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tradewind.state import (
+    RETRYABLE_ENDS,
     DagRunState,
     IllegalTransitionError,
     Readiness,
@@ -206,6 +207,28 @@ def test_failures_retry_while_retries_are_left(end: TryEnd) -> None:
     last = resolve_try_end(end, try_number=3, policy=POLICY, now=NOW, jitter_key="k")
     assert last.state is TI.FAILED
     assert last.callback == "on_failure"
+
+
+@pytest.mark.parametrize("end", sorted(set(TryEnd) - RETRYABLE_ENDS, key=lambda e: e.value))
+@pytest.mark.parametrize("try_number", [1, 3])
+def test_ends_outside_retryable_ends_mean_the_same_whatever_the_policy(
+    end: TryEnd, try_number: int
+) -> None:
+    # The task runner skips reading the retry policy for these ends; that is only
+    # right while no policy changes what they mean.
+    policies = [
+        RetryPolicy(),
+        POLICY,
+        RetryPolicy(retries=9, retry_delay=timedelta(hours=1), retry_exponential_backoff=2.0),
+    ]
+    results = {
+        resolve_try_end(
+            end, try_number=try_number, policy=policy, now=NOW, jitter_key="k", max_tries=m
+        )
+        for policy in policies
+        for m in (None, 0, 5)
+    }
+    assert len(results) == 1
 
 
 def test_a_cleared_instance_retries_within_its_own_budget() -> None:

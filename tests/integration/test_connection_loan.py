@@ -1,0 +1,161 @@
+"""A forking parent lends a pooled Postgres connection to each child (`ConnectionLoan`).
+
+The child must run on the very session the parent lent, the parent must get it back
+usable after a clean exit, and must not pool it again after a child that died in the
+middle of a transaction. SQLite lends nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from tradewind.db import ConnectionLoan
+
+
+def backend_pid(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def fork_with_loan(engine: Engine, body: Callable[[], None]) -> tuple[ConnectionLoan, int, int]:
+    """Fork a child that takes the loan over and runs ``body``; return the loan, the
+    child's pid and the read end of a pipe the child writes its backend pid to."""
+    loan = ConnectionLoan(engine)
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            os.close(read_fd)
+            loan.take_over()
+            os.write(write_fd, str(backend_pid(engine)).encode() + b"\n")
+            body()
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    return loan, pid, read_fd
+
+
+def read_line(fd: int) -> str:
+    said = b""
+    while not said.endswith(b"\n"):
+        chunk = os.read(fd, 64)
+        if not chunk:
+            break
+        said += chunk
+    os.close(fd)
+    return said.decode().strip()
+
+
+@pytest.mark.postgres
+def test_a_child_runs_on_the_lent_session_and_the_parent_gets_it_back(
+    pg_engine: Engine,
+) -> None:
+    lent_to = backend_pid(pg_engine)  # the pool's one idle connection: the one lent
+    loan, pid, fd = fork_with_loan(pg_engine, lambda: None)
+    assert int(read_line(fd)) == lent_to
+    _, status = os.waitpid(pid, 0)
+    loan.settle(clean=status == 0)
+    assert status == 0
+    assert backend_pid(pg_engine) == lent_to  # pooled again and still healthy
+
+
+@pytest.mark.postgres
+def test_a_child_that_dies_mid_transaction_costs_the_parent_that_connection_only(
+    pg_engine: Engine,
+) -> None:
+    def die_in_a_transaction() -> None:
+        with pg_engine.connect() as conn:
+            conn.execute(text("SELECT 1"))  # a transaction is open now
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    lent_to = backend_pid(pg_engine)
+    loan, pid, fd = fork_with_loan(pg_engine, die_in_a_transaction)
+    assert int(read_line(fd)) == lent_to
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status)
+    loan.settle(clean=False)
+    now = backend_pid(pg_engine)
+    assert now != lent_to  # a new session: the used one was closed, not pooled
+    with pg_engine.connect() as conn:
+        alive = conn.execute(
+            text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": lent_to}
+        ).scalar_one()
+    assert alive == 0
+
+
+@pytest.mark.postgres
+def test_neither_side_drops_a_statement_the_other_relies_on(pg_engine: Engine) -> None:
+    # psycopg prepares a query run often and drops every prepared statement of the
+    # session when it rolls back; a lending engine prepares nothing, so the parent's
+    # queries keep working whatever the child did.
+    def run_queries_and_roll_back() -> None:
+        with pg_engine.connect() as conn:
+            for _ in range(10):
+                conn.execute(text("SELECT 1 WHERE 1 = :one"), {"one": 1})
+            conn.rollback()
+
+    with pg_engine.connect() as conn:
+        for _ in range(10):
+            conn.execute(text("SELECT 2 WHERE 2 = :two"), {"two": 2})
+        conn.commit()
+    lent_to = backend_pid(pg_engine)
+    loan, pid, fd = fork_with_loan(pg_engine, run_queries_and_roll_back)
+    assert int(read_line(fd)) == lent_to
+    _, status = os.waitpid(pid, 0)
+    loan.settle(clean=status == 0)
+    assert status == 0
+    with pg_engine.connect() as conn:
+        assert conn.execute(text("SELECT pg_backend_pid()")).scalar() == lent_to
+        for _ in range(10):
+            conn.execute(text("SELECT 2 WHERE 2 = :two"), {"two": 2})
+        prepared = conn.execute(text("SELECT count(*) FROM pg_prepared_statements")).scalar()
+    assert prepared == 0
+
+
+@pytest.mark.postgres
+def test_an_engine_not_made_to_lend_lends_nothing(pg_database: str) -> None:
+    from tradewind.db import make_engine
+    from tradewind.settings import get_settings
+
+    engine = make_engine(get_settings(database_url=pg_database), pool_size=1, max_overflow=0)
+    try:
+        loan = ConnectionLoan(engine)
+        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        loan.settle(clean=True)
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_lends_nothing(tmp_path: Path) -> None:
+    from tradewind.db import make_engine
+    from tradewind.settings import get_settings
+
+    engine = make_engine(get_settings(database_url=f"sqlite:///{tmp_path / 'loan.db'}"), lends=True)
+    try:
+        loan = ConnectionLoan(engine)
+        loan.take_over()  # nothing to take over
+        loan.settle(clean=True)
+        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def pg_engine(pg_database: str) -> Iterator[Engine]:
+    from tradewind.db import make_engine
+    from tradewind.settings import get_settings
+
+    engine = make_engine(
+        get_settings(database_url=pg_database), lends=True, pool_size=1, max_overflow=0
+    )
+    yield engine
+    engine.dispose()
