@@ -15,6 +15,9 @@ created directly in the database, and the time is the span from the first run's
 whole scheduler tree's (scheduler, DAG processor, every task process), from
 ``getrusage`` after it exits; RSS is sampled from /proc while it works.
 
+The first line says how long a fixed pure-Python loop takes on this machine: compare
+figures only between runs whose loop took about as long.
+
 To profile the scheduler itself, replace its command, e.g.
 ``TRADEWIND_BENCH_SCHEDULER="python -m cProfile -o /tmp/s.prof -m tradewind.cli.main scheduler"``.
 """
@@ -62,6 +65,17 @@ with DAG("{dag_id}", max_active_runs=100, max_active_tasks=1000):
             previous >> current
         previous = current
 """
+
+
+def loop_seconds() -> float:
+    """How long this machine takes for a fixed pure-Python loop (best of three): the
+    figures of two machines, or of one machine on two days, compare only with it."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        sum(range(30_000_000))
+        best = min(best, time.perf_counter() - started)
+    return round(best, 3)
 
 
 def tree_pids(root: int) -> list[int]:
@@ -336,10 +350,12 @@ def main() -> None:
     if args.postgres:
         ensure_database(args.postgres)
     harness = Harness(args.postgres, args.parallelism, celery)
+    harness.results["loop_seconds"] = loop_seconds()
     shape = f"{args.workers} workers x concurrency {args.concurrency}, " if celery else ""
     print(
         f"{os.cpu_count()} cores, {args.postgres or 'SQLite'}, {args.executor} executor, "
-        f"{shape}parallelism {args.parallelism}"
+        f"{shape}parallelism {args.parallelism}; "
+        f"sum(range(30_000_000)) takes {harness.results['loop_seconds']} s here"
     )
     for name in args.only.split(","):
         if name == "startup":

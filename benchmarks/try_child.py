@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.api import ensure_database  # noqa: E402
-from benchmarks.scheduler import DAG_SOURCE  # noqa: E402
+from benchmarks.scheduler import DAG_SOURCE, loop_seconds  # noqa: E402
 
 
 def postgres_cpu_seconds() -> float:
@@ -107,6 +107,9 @@ def main() -> None:
     parser.add_argument(
         "--die-with-parent", action="store_true", help="as a Celery pool process forks"
     )
+    parser.add_argument(
+        "--no-standby", action="store_true", help="fork each child when its try comes"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="tw-try-child-"))
@@ -115,10 +118,12 @@ def main() -> None:
     if args.profile:
         profile_children(Path(args.profile))
     tries = min(args.tries, len(task_ids))
-    figures, done = fork_tries(run_id, task_ids[:tries], args.die_with_parent, args.postgres)
-    print(
-        f"{tries} tries ({done} success) of a {args.width}-task DAG on {args.postgres or 'SQLite'}:"
+    figures, done = fork_tries(
+        run_id, task_ids[:tries], (args.die_with_parent, not args.no_standby), args.postgres
     )
+    where = args.postgres or "SQLite"
+    print(f"{tries} tries ({done} success) of a {args.width}-task DAG on {where}:")
+    print(f"  (sum(range(30_000_000)) takes {loop_seconds()} s here)")
     for name, seconds in figures.items():
         print(f"  {name:<20}{1000 * seconds / tries:7.2f} ms")
     if args.profile:
@@ -126,7 +131,7 @@ def main() -> None:
 
 
 def fork_tries(
-    run_id: str, task_ids: list[str], die_with_parent: bool, postgres: str | None
+    run_id: str, task_ids: list[str], options: tuple[bool, bool], postgres: str | None
 ) -> tuple[dict[str, float], int]:
     """Fork one try per task, one after another; the summed figures, and how many of
     the tries succeeded."""
@@ -138,7 +143,9 @@ def fork_tries(
     from worker.task_runner import TryRequest
     from worker.try_process import WarmParent, fork_try
 
+    die_with_parent, standby = options
     parent = WarmParent.prepare(get_settings(), die_with_parent=die_with_parent)
+    parent.standby = standby
     figures = dict.fromkeys(
         ["wall per try", "fork in the parent", "CPU of a child", "CPU of the parent"]
         + (["CPU of Postgres"] if postgres else []),
@@ -152,12 +159,13 @@ def fork_tries(
                 .values(state="queued", try_number=1)
             )
         request = TryRequest("wide", run_id, task_id, -1, 1)
+        time.sleep(0.05)  # as between tries: a standby gets warm meanwhile
         mine = resource.getrusage(resource.RUSAGE_SELF)
         theirs = resource.getrusage(resource.RUSAGE_CHILDREN)
         db_before = postgres_cpu_seconds() if postgres else 0.0
         started = time.perf_counter()
         child = fork_try(parent, request, fileloc=parent.fileloc_of("wide"))
-        figures["fork in the parent"] += time.perf_counter() - started
+        figures["fork in the parent"] += time.perf_counter() - started  # and the next standby
         _, status = os.waitpid(child.pid, 0)
         child.reaped(status)
         figures["wall per try"] += time.perf_counter() - started
@@ -169,6 +177,7 @@ def fork_tries(
         if postgres:
             time.sleep(0.02)  # a closed connection's backend has exited by now
             figures["CPU of Postgres"] += postgres_cpu_seconds() - db_before
+    parent.close()
     with session_scope(parent.factory) as session:
         states = session.scalars(
             select(TaskInstance.state).where(TaskInstance.run_id == run_id)

@@ -14,6 +14,7 @@ import logging
 import os
 import selectors
 import signal
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import FrameType
@@ -49,6 +50,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 FULL_SWEEP_SECONDS = 10.0
+# The daemon's passes between these only follow up what woke them (tries that ended,
+# runs a notification named): they skip creating due runs, backfill and asset runs,
+# the scan for due retries and the callback queue, which nothing needs sooner.
+FULL_PASS_SECONDS = 0.5
 
 
 class Companion(Protocol):
@@ -79,6 +84,8 @@ class Scheduler:
         self._last_sweep: datetime | None = None
         self._last_beat: datetime | None = None
         self._last_liveness: datetime | None = None
+        self._last_full_pass = -FULL_PASS_SECONDS  # time.monotonic()
+        self._external_change = False  # a wake-up that named no run
         self._stopping = False
         self.companions: list[Companion] = []
         self._listener: WakeListener | None = None
@@ -105,12 +112,20 @@ class Scheduler:
         try:
             while not self._stopping:
                 try:
-                    self.tick(utcnow())
+                    self.tick(utcnow(), full=self._full_pass_due())
                 except Exception:
                     logger.exception("Scheduler pass failed; carrying on")
                 self._wait(self.settings.scheduler_poll_seconds)
         finally:
             self._shut_down()
+
+    def _full_pass_due(self) -> bool:
+        now = time.monotonic()
+        if self._external_change or now - self._last_full_pass >= FULL_PASS_SECONDS:
+            self._external_change = False
+            self._last_full_pass = now
+            return True
+        return False
 
     def stop(self) -> None:
         self._stopping = True
@@ -143,6 +158,7 @@ class Scheduler:
             named = self._listener.drain()
             if named is None:
                 self._last_sweep = None  # something changed elsewhere: look at every run
+                self._external_change = True
             else:
                 self._dirty |= named
         with contextlib.suppress(BlockingIOError):
@@ -166,22 +182,27 @@ class Scheduler:
 
     # --- one pass ----------------------------------------------------------------------
 
-    def tick(self, now: datetime) -> TickReport:
+    def tick(self, now: datetime, *, full: bool = True) -> TickReport:
+        """One pass. ``full=False`` (see FULL_PASS_SECONDS) follows up only the runs
+        that are known to have changed."""
         report = TickReport()
         finished = self.executor.collect()
+        owed: list[int] = []
         # One write transaction per pass: on SQLite every transaction waits for the lock.
         with session_scope(self.factory) as session:
             self._record_finished(session, finished, now)
-            report.created_runs = len(create_due_runs(session, now))
-            report.created_runs += len(advance_backfills(session, now))
-            report.created_runs += len(create_asset_triggered_runs(session, now))
+            if full:
+                report.created_runs = len(create_due_runs(session, now))
+                report.created_runs += len(advance_backfills(session, now))
+                report.created_runs += len(create_asset_triggered_runs(session, now))
             for run in start_queued_runs(session, now):
                 self._dirty.add(run.id)
-            report.finished_runs = self._advance_runs(session, now)
+            report.finished_runs = self._advance_runs(session, now, full=full)
             picked = pick_for_queue(session, slots=self.executor.open_slots(), now=now)
             report.queued = [queue_instance(session, ti, now) for ti in picked]
-            free = self.executor.open_slots() - len(report.queued)
-            owed = callbacks.pending_ids(session, free)
+            if full or report.finished_runs:
+                free = self.executor.open_slots() - len(report.queued)
+                owed = callbacks.pending_ids(session, free)
         for request in report.queued:
             self.executor.queue(request)
         self.executor.flush()
@@ -206,7 +227,9 @@ class Scheduler:
                 )
             )
 
-    def _advance_runs(self, session: Session, now: datetime) -> list[tuple[str, str, DagRunState]]:
+    def _advance_runs(
+        self, session: Session, now: datetime, *, full: bool = True
+    ) -> list[tuple[str, str, DagRunState]]:
         sweep = self._last_sweep is None or now - self._last_sweep >= timedelta(
             seconds=FULL_SWEEP_SECONDS
         )
@@ -220,7 +243,7 @@ class Scheduler:
             )
         )
         if not sweep:
-            due = liveness.runs_with_due_retries(session, now)
+            due = liveness.runs_with_due_retries(session, now) if full else set()
             query = query.where(DagRun.id.in_(self._dirty | due))
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(of=DagRun, skip_locked=True)

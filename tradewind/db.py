@@ -271,6 +271,13 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.close()
 
 
+def run_core(session: Session, statement: Any) -> Any:
+    """Run ``statement`` on the session's connection, in its transaction, without the
+    ORM's per-statement work (about a third of the CPU for a small statement). For hot
+    paths whose statements load no entities and need no session synchronization."""
+    return session.connection().execute(statement)
+
+
 @contextmanager
 def read_session(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session for reading only; on SQLite it does not wait for writers."""

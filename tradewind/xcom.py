@@ -135,10 +135,13 @@ def record_map_length(
 
 
 def clear_xcoms(session: Session, *, dag_run_pk: int, task_id: str, map_index: int) -> None:
-    session.execute(
-        delete(XCom).where(
-            XCom.dag_run_id == dag_run_pk, XCom.task_id == task_id, XCom.map_index == map_index
-        )
+    session.execute(clear_statement(dag_run_pk=dag_run_pk, task_id=task_id, map_index=map_index))
+
+
+def clear_statement(*, dag_run_pk: int, task_id: str, map_index: int) -> Any:
+    """Deletes the XComs of one task instance (of its earlier tries)."""
+    return delete(XCom).where(
+        XCom.dag_run_id == dag_run_pk, XCom.task_id == task_id, XCom.map_index == map_index
     )
 
 

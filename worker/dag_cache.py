@@ -37,6 +37,8 @@ class DagFileCache:
         self._loaded: dict[str, tuple[tuple[int, int], FileLoadResult]] = {}
         self._hashes: dict[tuple[str, tuple[int, int], str], str] = {}
         self._versions: dict[str, FileLoadResult] = {}
+        # Counts the loads: a child forked earlier lacks what was loaded since.
+        self.generation = 0
 
     def get(self, fileloc: str, dag_id: str) -> DAG:
         return _pick(self.load(fileloc), dag_id, fileloc)
@@ -99,6 +101,7 @@ class DagFileCache:
             return cached[1]
         result = load_dag_file(Path(fileloc))
         self._loaded[fileloc] = (stamp, result)
+        self.generation += 1
         return result
 
 

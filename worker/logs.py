@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from sqlalchemy import insert
 
-from tradewind.db import session_scope
+from tradewind.db import run_core, session_scope
 from tradewind.models import LogChunk
 from tradewind.models.base import utcnow
 from tradewind.secrets_masker import redact
@@ -140,7 +140,7 @@ class TryLogHandler(logging.Handler):
                 return
             try:
                 with session_scope(self.factory) as session:
-                    session.execute(self._chunk(content))
+                    run_core(session, self._chunk(content))
             except Exception as exc:
                 failure = exc
         if failure is not None:
@@ -155,7 +155,7 @@ class TryLogHandler(logging.Handler):
         with self._ship_lock:
             content = self._take()
             if content:
-                session.execute(self._chunk(content))
+                run_core(session, self._chunk(content))
 
     def _loop(self) -> None:
         next_beat = time.monotonic() + self._heartbeat_interval

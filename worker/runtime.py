@@ -39,6 +39,18 @@ class DagRunView:
     triggered_by: str | None
 
     @classmethod
+    def columns(cls) -> list[Any]:
+        """The run's columns this view holds, to select them without loading the row."""
+        return [getattr(DagRun, name) for name in cls.__dataclass_fields__]
+
+    @classmethod
+    def of_row(cls, row: Any) -> DagRunView:
+        """From a row of `columns`."""
+        values = dict(row._mapping)
+        values["conf"] = dict(values["conf"] or {})
+        return cls(**values)
+
+    @classmethod
     def of(cls, run: DagRun) -> DagRunView:
         return cls(
             id=run.id,

@@ -26,7 +26,7 @@ from tradewind import xcom
 from tradewind.asset_events import ensure_asset, record_event
 from tradewind.dag_loader import add_to_import_path
 from tradewind.dagversions import retry_policy_for
-from tradewind.db import read_session, session_scope
+from tradewind.db import read_session, run_core, session_scope
 from tradewind.errors import (
     TradewindError,
 )
@@ -186,7 +186,7 @@ class TaskRunner:
 
     @staticmethod
     def _run_query(request: TryRequest) -> Any:
-        return select(DagRun).where(
+        return select(*DagRunView.columns()).where(
             DagRun.dag_id == request.dag_id, DagRun.run_id == request.run_id
         )
 
@@ -196,32 +196,38 @@ class TaskRunner:
         """Claim the try; returns its instance id, run, DAG version, (start, max_tries)
         and, for a deferred try whose trigger fired, where it resumes."""
         started = utcnow()
+        # Core statements throughout: this runs once per try, in a fresh process.
         with session_scope(self.factory) as session:
-            claimed = session.execute(self._claim_statement(request, started)).first()
+            claimed = run_core(session, self._claim_statement(request, started)).first()
             if claimed is None:
                 return None
             ti_id, version_id, max_tries, next_method, next_kwargs = claimed
             resume = None if next_method is None else Resumption(next_method, next_kwargs or {})
-            run = session.scalar(self._run_query(request))
+            run = run_core(session, self._run_query(request)).first()
             if run is not None and resume is None:
                 # XComs of an earlier try are gone (a resumed try keeps its own).
-                xcom.clear_xcoms(
-                    session, dag_run_pk=run.id, task_id=request.task_id, map_index=request.map_index
+                run_core(
+                    session,
+                    xcom.clear_statement(
+                        dag_run_pk=run.id, task_id=request.task_id, map_index=request.map_index
+                    ),
                 )
-            version = session.execute(
-                select(DagVersion.fileloc, DagVersion.content_hash).where(
-                    DagVersion.id == version_id
-                )
-            ).first()
+            version = run_core(session, self._version_query(version_id)).first()
             if run is None or version is None:  # pragma: no cover - foreign keys prevent it
                 raise TradewindError(f"{request}: its run or DAG version has vanished")
             return (
                 ti_id,
-                DagRunView.of(run),
+                DagRunView.of_row(run),
                 VersionRef(version_id, *version),
                 (started, max_tries),
                 resume,
             )
+
+    @staticmethod
+    def _version_query(version_id: str) -> Any:
+        return select(DagVersion.fileloc, DagVersion.content_hash).where(
+            DagVersion.id == version_id
+        )
 
     @staticmethod
     def _heartbeat_statement(ti_id: str) -> Any:
@@ -233,8 +239,8 @@ class TaskRunner:
 
     def _heartbeat(self, ti_id: str) -> None:
         with session_scope(self.factory) as session:
-            beat = session.execute(self._heartbeat_statement(ti_id))
-        if beat.rowcount == 0 and self.on_state_changed is not None:  # type: ignore[attr-defined]
+            beat = run_core(session, self._heartbeat_statement(ti_id))
+        if beat.rowcount == 0 and self.on_state_changed is not None:
             # Marked failed/success or cleared from outside (a user, dagrun_timeout).
             task_logger.warning("The try's state was changed from outside; stopping it")
             self.on_state_changed()
@@ -299,7 +305,8 @@ class TaskRunner:
         started, now = span
         with session_scope(self.factory) as session:
             log.ship_with(session)  # the log is complete when the state says the try ended
-            ended = session.execute(
+            ended = run_core(
+                session,
                 self._end_statement(
                     ti_id,
                     request.try_number,
@@ -309,9 +316,9 @@ class TaskRunner:
                     next_try_at=transition.next_try_at,
                     rendered_fields=outcome.rendered_fields,
                     **_deferral_columns(session, outcome.deferral, transition.state, now),
-                )
+                ),
             )
-            if ended.rowcount != 1:  # type: ignore[attr-defined]
+            if ended.rowcount != 1:
                 current = session.scalar(select(TaskInstance.state).where(TaskInstance.id == ti_id))
                 task_logger.warning(
                     "%s was changed to %s while it ran; its own end (%s) is not recorded",
@@ -428,14 +435,13 @@ def warm_up(factory: sessionmaker[Session]) -> None:
     session = factory()
     try:
         runner = TaskRunner(factory, settings=None, hostname="warm-up")  # type: ignore[arg-type]
-        session.execute(runner._claim_statement(request, utcnow()))
-        session.scalar(runner._run_query(request))
-        session.execute(
-            select(DagVersion.fileloc, DagVersion.content_hash).where(DagVersion.id == "~")
-        )
-        xcom.clear_xcoms(session, dag_run_pk=-1, task_id="~", map_index=-1)
+        run_core(session, runner._claim_statement(request, utcnow()))
+        run_core(session, runner._run_query(request))
+        run_core(session, runner._version_query("~"))
+        run_core(session, xcom.clear_statement(dag_run_pk=-1, task_id="~", map_index=-1))
         now = utcnow()
-        session.execute(
+        run_core(
+            session,
             runner._end_statement(
                 "~",
                 0,
@@ -445,12 +451,12 @@ def warm_up(factory: sessionmaker[Session]) -> None:
                 next_try_at=None,
                 rendered_fields={},
                 **_deferral_columns(session, None, TI.SUCCESS, now),
-            )
+            ),
         )
-        session.execute(runner._heartbeat_statement("~"))
+        run_core(session, runner._heartbeat_statement("~"))
         # Refused by its foreign key once compiled, which is all this is for.
         with contextlib.suppress(IntegrityError), session.begin_nested():
-            session.execute(chunk_statement(TryIdentity(-1, "~", "~", "~", -1, 0), "~"))
+            run_core(session, chunk_statement(TryIdentity(-1, "~", "~", "~", -1, 0), "~"))
     finally:
         session.rollback()
         session.close()

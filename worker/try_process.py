@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import gc
 import importlib
+import json
 import os
 import signal
 import sys
@@ -24,7 +25,8 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from tradewind.db import ConnectionLoan
+from tradewind.db import ConnectionLoan, is_sqlite, read_session
+from tradewind.models.base import utcnow
 from tradewind.processes import describe_exit
 from worker.dag_cache import DagFileCache
 from worker.logs import TryIdentity
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from tradewind.settings import Settings
+    from worker.task_runner import TaskRunner
 
 DONE = b"done"
 # Written instead of DONE when the claim found the try no longer queued (another
@@ -58,8 +61,10 @@ WARM_MODULES = (
     "tradewind.operators.empty",
     "worker.execution",
 )
+WARM_UP_REQUEST = TryRequest("~warm-up~", "~warm-up~", "~warm-up~", -1, 0)
 _PR_SET_PDEATHSIG = 1
 ORPHAN_GRACE_SECONDS = 10.0  # an orphaned try gets this long to stop before SIGKILL
+STANDBY_IDLE_SECONDS = 30.0  # see `WarmParent.expire_standby`
 
 
 @dataclass
@@ -74,7 +79,10 @@ class WarmParent:
     # Celery workers: a try dies with its worker (so a dead worker's try is a zombie and
     # is retried elsewhere). The local executor lets a try outlive a killed scheduler.
     die_with_parent: bool = False
+    # Keep one child forked ahead of the next try (see `_Standby`).
+    standby: bool = True
     _filelocs: dict[str, str] = field(default_factory=dict)
+    _standby: _Standby | None = None
 
     @classmethod
     def prepare(
@@ -98,6 +106,39 @@ class WarmParent:
         gc.collect()
         gc.freeze()
         return cls(settings, engine, factory, DagFileCache(), hostname, die_with_parent)
+
+    @property
+    def standby_pid(self) -> int | None:
+        """The process id of the child waiting for the next try, if there is one."""
+        return None if self._standby is None else self._standby.pid
+
+    def close(self) -> None:
+        """End the standby child, if any (an executor or pool process stopping)."""
+        standby, self._standby = self._standby, None
+        if standby is not None:
+            standby.discard()
+
+    def expire_standby(self) -> None:
+        """End a standby that has waited STANDBY_IDLE_SECONDS: an idle parent keeps no
+        extra process."""
+        standby = self._standby
+        if standby is not None and time.monotonic() - standby.forked_at > STANDBY_IDLE_SECONDS:
+            self.close()
+
+    def _take_standby(self) -> _Standby | None:
+        """The standby child, if it has everything this parent has loaded since."""
+        standby, self._standby = self._standby, None
+        if standby is not None and standby.generation != self.dags.generation:
+            standby.discard()  # forked before a DAG file was (re)loaded here
+            return None
+        return standby
+
+    def _refill_standby(self) -> None:
+        if self.standby and self._standby is None:
+            try:
+                self._standby = _Standby.fork(self)
+            except OSError:
+                self._standby = None  # the next try forks on demand
 
     def fileloc_of(self, dag_id: str) -> str | None:
         """Where ``dag_id`` is defined, so that `fork_try` can load its file here once for
@@ -136,14 +177,25 @@ class TryProcess:
 
 def fork_try(parent: WarmParent, request: TryRequest, *, fileloc: str | None) -> TryProcess:
     """Start ``request`` in a forked child; the caller reads ``fd``, reaps ``pid`` and
-    then calls `TryProcess.reaped`."""
+    then calls `TryProcess.reaped`.
+
+    The child is the parent's standby when it has one (forked ahead, already warm), and
+    a new standby is forked for the next try; otherwise the child is forked now.
+    """
     if fileloc is not None:
         parent.dags.prime(fileloc)  # the child inherits the imported DAG file
-    return _fork(
-        parent,
-        request,
-        lambda loan, parent_pid, write_fd: _child_main(request, parent, loan, parent_pid, write_fd),
-    )
+    standby = parent._take_standby()
+    started = standby.start(request) if standby is not None else None
+    if started is None:
+        started = _fork(
+            parent,
+            request,
+            lambda loan, parent_pid, write_fd: _child_main(
+                request, parent, loan, parent_pid, write_fd
+            ),
+        )
+    parent._refill_standby()
+    return started
 
 
 def fork_callback(parent: WarmParent, request_id: int) -> TryProcess:
@@ -176,10 +228,72 @@ def _fork(
         raise
     if pid == 0:  # pragma: no cover - the child never returns
         os.close(read_fd)
+        if parent._standby is not None:  # only the parent may hand the standby its try
+            with contextlib.suppress(OSError):
+                os.close(parent._standby.request_fd)
         child_main(loan, parent_pid, write_fd)
     os.close(write_fd)
     _own_group(pid)
     return TryProcess(pid, read_fd, request, loan)
+
+
+@dataclass
+class _Standby:
+    """A child forked ahead of its try. It has become a try's process, taken over the
+    connection its parent lent and run a query, so the copy-on-write faults of that
+    first use are behind it; it waits for its request on a pipe and runs it like any
+    other child. EOF instead of a request (the parent discarded it, or died) ends it."""
+
+    pid: int
+    fd: int  # as `TryProcess.fd`
+    request_fd: int  # the parent writes the request here, then closes it
+    loan: ConnectionLoan
+    generation: int  # the parent's `DagFileCache.generation` when it was forked
+    forked_at: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def fork(cls, parent: WarmParent) -> _Standby:
+        request_read, request_write = os.pipe()
+        generation = parent.dags.generation
+
+        def standby_main(loan: ConnectionLoan, parent_pid: int, write_fd: int) -> None:
+            os.close(request_write)
+            _standby_main(parent, loan, parent_pid, write_fd, request_read)
+
+        try:
+            started = _fork(parent, None, standby_main)
+        except OSError:
+            os.close(request_read)
+            os.close(request_write)
+            raise
+        os.close(request_read)
+        assert started.loan is not None
+        return cls(started.pid, started.fd, request_write, started.loan, generation)
+
+    def start(self, request: TryRequest) -> TryProcess | None:
+        """Hand ``request`` over; None if the standby is gone (then it is reaped)."""
+        try:
+            os.write(self.request_fd, _encode_request(request))
+        except OSError:
+            self.discard()
+            return None
+        os.close(self.request_fd)
+        return TryProcess(self.pid, self.fd, request, self.loan)
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.request_fd)
+        os.close(self.fd)
+        try:
+            _, status = os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            status = 1
+        TryProcess(self.pid, -1, None, self.loan).reaped(status)
+
+
+def _encode_request(request: TryRequest) -> bytes:
+    fields = [request.dag_id, request.run_id, request.task_id, request.map_index]
+    return json.dumps([*fields, request.try_number, request.queue]).encode()
 
 
 def _own_group(pid: int) -> None:
@@ -257,30 +371,83 @@ def _child_main(
     code = 1
     try:
         _become_child(parent, loan, parent_pid)
-        signal.signal(signal.SIGTERM, _terminate)
-        _redirect_output(request, parent.settings)
-        from worker.task_runner import TaskRunner
-
-        def recorded() -> None:
-            os.write(write_fd, DONE)
-
-        def stop_this_try() -> None:
-            os.kill(os.getpid(), signal.SIGTERM)  # raises TaskTerminated in the try
-
-        result = TaskRunner(
-            parent.factory,
-            parent.settings,
-            dags=parent.dags,
-            hostname=parent.hostname,
-            on_recorded=recorded,
-            on_state_changed=stop_this_try,
-        ).run(request)
-        os.write(write_fd, DONE if result.ran else NOT_OURS)
-        code = 0
+        code = _run_try(request, parent, _task_runner(parent, write_fd), write_fd)
     except BaseException:
         traceback.print_exc()
     finally:
         os._exit(code)
+
+
+def _standby_main(
+    parent: WarmParent, loan: ConnectionLoan, parent_pid: int, write_fd: int, request_fd: int
+) -> None:  # pragma: no cover - runs in children
+    """Get warm, wait for a request, run it, exit. Never returns."""
+    code = 1
+    try:
+        _become_child(parent, loan, parent_pid)
+        runner = _task_runner(parent, write_fd)
+        _touch_the_database(parent, runner)
+        said = b""
+        while chunk := os.read(request_fd, 4096):
+            said += chunk
+        os.close(request_fd)
+        if not said:  # discarded
+            code = 0
+            return
+        dag_id, run_id, task_id, map_index, try_number, queue = json.loads(said)
+        request = TryRequest(dag_id, run_id, task_id, map_index, try_number, queue)
+        code = _run_try(request, parent, runner, write_fd)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _touch_the_database(
+    parent: WarmParent, runner: TaskRunner
+) -> None:  # pragma: no cover - runs in children
+    """Run what a try runs first, for a task instance that does not exist, and roll
+    back. On SQLite only the read: a write would take the database's write lock."""
+    if is_sqlite(parent.engine):
+        with read_session(parent.factory) as session:
+            session.execute(runner._run_query(WARM_UP_REQUEST)).first()
+        return
+    session = parent.factory()
+    try:
+        session.execute(runner._claim_statement(WARM_UP_REQUEST, utcnow())).first()
+        session.execute(runner._run_query(WARM_UP_REQUEST)).first()
+    finally:
+        session.rollback()
+        session.close()
+
+
+def _task_runner(parent: WarmParent, write_fd: int) -> TaskRunner:  # pragma: no cover
+    from worker.task_runner import TaskRunner
+
+    def recorded() -> None:
+        os.write(write_fd, DONE)
+
+    def stop_this_try() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # raises TaskTerminated in the try
+
+    return TaskRunner(
+        parent.factory,
+        parent.settings,
+        dags=parent.dags,
+        hostname=parent.hostname,
+        on_recorded=recorded,
+        on_state_changed=stop_this_try,
+    )
+
+
+def _run_try(
+    request: TryRequest, parent: WarmParent, runner: TaskRunner, write_fd: int
+) -> int:  # pragma: no cover - runs in children
+    signal.signal(signal.SIGTERM, _terminate)
+    _redirect_output(request, parent.settings)
+    result = runner.run(request)
+    os.write(write_fd, DONE if result.ran else NOT_OURS)
+    return 0
 
 
 def _callback_child_main(

@@ -83,6 +83,8 @@ class LocalExecutor(Executor):
     def collect(self) -> list[TryFinished]:
         """Tries that recorded their end (reported at once, while their process still
         closes down) and processes that ended without doing so."""
+        if self._parent is not None:
+            self._parent.expire_standby()
         finished = []
         for child in list(self._children.values()):
             if child.request is None:  # a callback: nothing to report
@@ -142,4 +144,6 @@ class LocalExecutor(Executor):
             result = self._reap(child, status)
             if result is not None:
                 finished.append(result)
+        if self._parent is not None:
+            self._parent.close()
         return finished

@@ -1,0 +1,172 @@
+"""Forking tries from a warm parent (`worker.try_process`): the standby child.
+
+A parent keeps one child forked ahead of the next try. It must run exactly the try it
+is handed, never one of a DAG file the parent loaded after forking it, and end without
+running anything when it is discarded or has waited too long.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from tests.integration.daemons import pid_alive
+from tests.integration.test_scheduler import parse_and_unpause
+from tradewind.dagruns import RunRequest, create_dag_run, latest_version
+from tradewind.db import session_scope
+from tradewind.models import DagModel, TaskInstance
+from tradewind.models.base import utcnow
+from tradewind.settings import Settings
+from tradewind.state import DagRunType
+from worker import try_process
+from worker.task_runner import TryRequest
+from worker.try_process import TryProcess, WarmParent, fork_try
+
+pytestmark = pytest.mark.integration
+
+DAG_SOURCE = """
+from pathlib import Path
+from tradewind import DAG
+from tradewind.operators.python import PythonOperator
+
+def mark(ti):
+    with Path({side!r}).open("a") as f:
+        f.write(f"{{ti.dag_id}}.{{ti.task_id}}\\n")
+
+with DAG({dag_id!r}):
+    for i in range(3):
+        PythonOperator(task_id=f"t{{i}}", python_callable=mark)
+"""
+
+
+@pytest.fixture
+def parent(settings: Settings) -> Iterator[WarmParent]:
+    parent = WarmParent.prepare(settings)
+    yield parent
+    parent.close()
+    gc.unfreeze()  # prepare() froze this test process's heap
+
+
+@pytest.fixture
+def side(tmp_path: Path) -> Path:
+    return tmp_path / "executions.txt"
+
+
+@pytest.fixture
+def queued_runs(
+    settings: Settings, session_factory: sessionmaker[Session], dags_folder: Path, side: Path
+) -> dict[str, str]:
+    """DAGs "one" and "two" (three tasks each, every execution noted in ``side``),
+    each with a run whose instances are queued: the run id of each."""
+    for dag_id in ("one", "two"):
+        source = DAG_SOURCE.format(dag_id=dag_id, side=str(side))
+        (dags_folder / f"{dag_id}.py").write_text(textwrap.dedent(source))
+    parse_and_unpause(session_factory, settings, "one", "two")
+    return {dag_id: queued_run(session_factory, dag_id) for dag_id in ("one", "two")}
+
+
+def queued_run(factory: sessionmaker[Session], dag_id: str) -> str:
+    """A run of ``dag_id`` whose task instances are all queued at try 1."""
+    with session_scope(factory) as session:
+        run = create_dag_run(
+            session,
+            session.get(DagModel, dag_id),  # type: ignore[arg-type]
+            latest_version(session, dag_id),
+            RunRequest(run_type=DagRunType.MANUAL, run_after=utcnow(), run_id="r"),
+            now=utcnow(),
+        )
+        session.execute(
+            update(TaskInstance)
+            .where(TaskInstance.dag_id == dag_id)
+            .values(state="queued", try_number=1)
+        )
+        return run.run_id
+
+
+def run_to_end(parent: WarmParent, dag_id: str, run_id: str, task_id: str) -> TryProcess:
+    started = fork_try(
+        parent, TryRequest(dag_id, run_id, task_id, -1, 1), fileloc=parent.fileloc_of(dag_id)
+    )
+    _, status = os.waitpid(started.pid, 0)
+    started.reaped(status)
+    os.close(started.fd)
+    assert status == 0
+    return started
+
+
+def states(factory: sessionmaker[Session], dag_id: str) -> dict[str, str | None]:
+    with session_scope(factory) as session:
+        rows = session.execute(
+            select(TaskInstance.task_id, TaskInstance.state).where(TaskInstance.dag_id == dag_id)
+        )
+        return dict(rows.all())  # type: ignore[arg-type]
+
+
+def test_the_standby_runs_the_next_try_and_only_that(
+    parent: WarmParent,
+    queued_runs: dict[str, str],
+    session_factory: sessionmaker[Session],
+    side: Path,
+) -> None:
+    run_id = queued_runs["one"]
+
+    run_to_end(parent, "one", run_id, "t0")
+    standby = parent.standby_pid
+    assert standby is not None
+    second = run_to_end(parent, "one", run_id, "t1")
+    assert second.pid == standby
+    assert parent.standby_pid not in (None, standby)  # the next one is ready
+
+    assert side.read_text().splitlines() == ["one.t0", "one.t1"]
+    assert states(session_factory, "one") == {"t0": "success", "t1": "success", "t2": "queued"}
+
+
+def test_a_standby_forked_before_a_dag_file_was_loaded_is_not_used(
+    parent: WarmParent, queued_runs: dict[str, str], side: Path
+) -> None:
+    run_one, run_two = queued_runs["one"], queued_runs["two"]
+
+    run_to_end(parent, "one", run_one, "t0")
+    stale = parent.standby_pid
+    assert stale is not None
+    started = run_to_end(parent, "two", run_two, "t0")  # loads two.py in the parent first
+    assert started.pid != stale
+    assert not pid_alive(stale)  # discarded and reaped
+    assert side.read_text().splitlines() == ["one.t0", "two.t0"]
+
+
+def test_a_discarded_or_expired_standby_ends_without_running_anything(
+    parent: WarmParent,
+    queued_runs: dict[str, str],
+    session_factory: sessionmaker[Session],
+    side: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run_id = queued_runs["one"]
+    run_to_end(parent, "one", run_id, "t0")
+
+    first = parent.standby_pid
+    assert first is not None
+    parent.close()
+    assert parent.standby_pid is None
+    assert not pid_alive(first)
+
+    run_to_end(parent, "one", run_id, "t1")
+    second = parent.standby_pid
+    assert second is not None
+    parent.expire_standby()  # it has not waited long enough yet
+    assert parent.standby_pid == second
+    monkeypatch.setattr(try_process, "STANDBY_IDLE_SECONDS", 0.0)
+    parent.expire_standby()
+    assert parent.standby_pid is None
+    assert not pid_alive(second)
+
+    assert side.read_text().splitlines() == ["one.t0", "one.t1"]
+    assert states(session_factory, "one")["t2"] == "queued"
