@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from tradewind.db import ConnectionLoan, is_sqlite, read_session
-from tradewind.models.base import utcnow
+from tradewind.db import ConnectionLoan, read_session, run_core
 from tradewind.processes import describe_exit
 from worker.dag_cache import DagFileCache
 from worker.logs import TryIdentity
@@ -406,19 +405,12 @@ def _standby_main(
 def _touch_the_database(
     parent: WarmParent, runner: TaskRunner
 ) -> None:  # pragma: no cover - runs in children
-    """Run what a try runs first, for a task instance that does not exist, and roll
-    back. On SQLite only the read: a write would take the database's write lock."""
-    if is_sqlite(parent.engine):
-        with read_session(parent.factory) as session:
-            session.execute(runner._run_query(WARM_UP_REQUEST)).first()
-        return
-    session = parent.factory()
-    try:
-        session.execute(runner._claim_statement(WARM_UP_REQUEST, utcnow())).first()
-        session.execute(runner._run_query(WARM_UP_REQUEST)).first()
-    finally:
-        session.rollback()
-        session.close()
+    """Read what a try reads first, for a run that does not exist: the connection, the
+    session and the statement machinery are in this process's own pages afterwards.
+    Only a read, so that a standby costs the database next to nothing (and never takes
+    SQLite's write lock)."""
+    with read_session(parent.factory) as session:
+        run_core(session, runner._run_query(WARM_UP_REQUEST)).first()
 
 
 def _task_runner(parent: WarmParent, write_fd: int) -> TaskRunner:  # pragma: no cover
