@@ -64,6 +64,7 @@ WARM_UP_REQUEST = TryRequest("~warm-up~", "~warm-up~", "~warm-up~", -1, 0)
 _PR_SET_PDEATHSIG = 1
 ORPHAN_GRACE_SECONDS = 10.0  # an orphaned try gets this long to stop before SIGKILL
 STANDBY_IDLE_SECONDS = 30.0  # see `WarmParent.expire_standby`
+STANDBY_EXIT_SECONDS = 2.0  # see `_Standby.discard`
 
 
 @dataclass
@@ -280,13 +281,24 @@ class _Standby:
         return TryProcess(self.pid, self.fd, request, self.loan)
 
     def discard(self) -> None:
+        """End it (EOF on its pipe) and reap it. One still busy getting warm after
+        STANDBY_EXIT_SECONDS (a database that does not answer) is killed: the parent
+        must not wait on it."""
         with contextlib.suppress(OSError):
             os.close(self.request_fd)
         os.close(self.fd)
+        deadline = time.monotonic() + STANDBY_EXIT_SECONDS
+        status = 1
         try:
-            _, status = os.waitpid(self.pid, 0)
+            while (reaped := os.waitpid(self.pid, os.WNOHANG))[0] == 0:
+                if time.monotonic() >= deadline:
+                    stop_group(self.pid, signal.SIGKILL)
+                    reaped = os.waitpid(self.pid, 0)
+                    break
+                time.sleep(0.005)
+            status = reaped[1]
         except ChildProcessError:
-            status = 1
+            pass
         TryProcess(self.pid, -1, None, self.loan).reaped(status)
 
 

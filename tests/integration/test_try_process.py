@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import os
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -170,3 +171,16 @@ def test_a_discarded_or_expired_standby_ends_without_running_anything(
 
     assert side.read_text().splitlines() == ["one.t0", "one.t1"]
     assert states(session_factory, "one")["t2"] == "queued"
+
+
+def test_a_standby_that_hangs_getting_warm_is_killed_when_discarded(
+    parent: WarmParent, queued_runs: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As if its database stopped answering: the parent must not wait on it for long.
+    monkeypatch.setattr(try_process, "_touch_the_database", lambda *_: time.sleep(600))
+    monkeypatch.setattr(try_process, "STANDBY_EXIT_SECONDS", 0.2)
+    run_to_end(parent, "one", queued_runs["one"], "t0")  # forks the hanging standby
+    stuck = parent.standby_pid
+    assert stuck is not None
+    parent.close()
+    assert not pid_alive(stuck)
