@@ -428,10 +428,14 @@ def host_name() -> str:
     return socket.getfqdn()
 
 
+# Names no task instance: statements compiled or run for it change nothing.
+WARM_UP_REQUEST = TryRequest("~warm-up~", "~warm-up~", "~warm-up~", -1, 0)
+
+
 def warm_up(factory: sessionmaker[Session]) -> None:
     """Compile the statements a try runs, in a transaction that is rolled back, so
     processes forked from this one find them in the engine's statement cache."""
-    request = TryRequest("~warm-up~", "~warm-up~", "~warm-up~", -1, 0)
+    request = WARM_UP_REQUEST
     session = factory()
     try:
         runner = TaskRunner(factory, settings=None, hostname="warm-up")  # type: ignore[arg-type]

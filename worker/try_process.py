@@ -23,13 +23,13 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from tradewind.db import ConnectionLoan, read_session, run_core
 from tradewind.processes import describe_exit
 from worker.dag_cache import DagFileCache
 from worker.logs import TryIdentity
-from worker.task_runner import TryRequest
+from worker.task_runner import WARM_UP_REQUEST, TryRequest
 from worker.timeout import request_stop
 
 if TYPE_CHECKING:
@@ -60,7 +60,6 @@ WARM_MODULES = (
     "tradewind.operators.empty",
     "worker.execution",
 )
-WARM_UP_REQUEST = TryRequest("~warm-up~", "~warm-up~", "~warm-up~", -1, 0)
 _PR_SET_PDEATHSIG = 1
 ORPHAN_GRACE_SECONDS = 10.0  # an orphaned try gets this long to stop before SIGKILL
 STANDBY_IDLE_SECONDS = 30.0  # see `WarmParent.expire_standby`
@@ -110,7 +109,7 @@ class WarmParent:
     @property
     def standby_pid(self) -> int | None:
         """The process id of the child waiting for the next try, if there is one."""
-        return None if self._standby is None else self._standby.pid
+        return None if self._standby is None else self._standby.process.pid
 
     def close(self) -> None:
         """End the standby child, if any (an executor or pool process stopping)."""
@@ -244,10 +243,8 @@ class _Standby:
     first use are behind it; it waits for its request on a pipe and runs it like any
     other child. EOF instead of a request (the parent discarded it, or died) ends it."""
 
-    pid: int
-    fd: int  # as `TryProcess.fd`
+    process: TryProcess  # its ``request`` is set when it is handed one
     request_fd: int  # the parent writes the request here, then closes it
-    loan: ConnectionLoan
     generation: int  # the parent's `DagFileCache.generation` when it was forked
     forked_at: float = field(default_factory=time.monotonic)
 
@@ -261,14 +258,13 @@ class _Standby:
             _standby_main(parent, loan, parent_pid, write_fd, request_read)
 
         try:
-            started = _fork(parent, None, standby_main)
+            process = _fork(parent, None, standby_main)
         except OSError:
             os.close(request_read)
             os.close(request_write)
             raise
         os.close(request_read)
-        assert started.loan is not None
-        return cls(started.pid, started.fd, request_write, started.loan, generation)
+        return cls(process, request_write, generation)
 
     def start(self, request: TryRequest) -> TryProcess | None:
         """Hand ``request`` over; None if the standby is gone (then it is reaped)."""
@@ -278,28 +274,30 @@ class _Standby:
             self.discard()
             return None
         os.close(self.request_fd)
-        return TryProcess(self.pid, self.fd, request, self.loan)
+        self.process.request = request
+        return self.process
 
     def discard(self) -> None:
         """End it (EOF on its pipe) and reap it. One still busy getting warm after
         STANDBY_EXIT_SECONDS (a database that does not answer) is killed: the parent
         must not wait on it."""
+        pid = self.process.pid
         with contextlib.suppress(OSError):
             os.close(self.request_fd)
-        os.close(self.fd)
+        os.close(self.process.fd)
         deadline = time.monotonic() + STANDBY_EXIT_SECONDS
         status = 1
         try:
-            while (reaped := os.waitpid(self.pid, os.WNOHANG))[0] == 0:
+            while (reaped := os.waitpid(pid, os.WNOHANG))[0] == 0:
                 if time.monotonic() >= deadline:
-                    stop_group(self.pid, signal.SIGKILL)
-                    reaped = os.waitpid(self.pid, 0)
+                    stop_group(pid, signal.SIGKILL)
+                    reaped = os.waitpid(pid, 0)
                     break
                 time.sleep(0.005)
             status = reaped[1]
         except ChildProcessError:
             pass
-        TryProcess(self.pid, -1, None, self.loan).reaped(status)
+        self.process.reaped(status)
 
 
 def _encode_request(request: TryRequest) -> bytes:
@@ -375,26 +373,36 @@ def _die_with_parent(parent_pid: int) -> None:  # pragma: no cover - runs in chi
     threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
-def _child_main(
-    request: TryRequest, parent: WarmParent, loan: ConnectionLoan, parent_pid: int, write_fd: int
-) -> None:  # pragma: no cover - runs in children
-    """One try, then exit. Never returns."""
+def _exit_after(body: Callable[[], int]) -> NoReturn:  # pragma: no cover - in children
+    """Run a child's whole life; exit with what it returns (1 if it raised). A forked
+    child must never return into its parent's code."""
     code = 1
     try:
-        _become_child(parent, loan, parent_pid)
-        code = _run_try(request, parent, _task_runner(parent, write_fd), write_fd)
+        code = body()
     except BaseException:
         traceback.print_exc()
     finally:
         os._exit(code)
 
 
+def _child_main(
+    request: TryRequest, parent: WarmParent, loan: ConnectionLoan, parent_pid: int, write_fd: int
+) -> None:  # pragma: no cover - runs in children
+    """One try, then exit."""
+
+    def life() -> int:
+        _become_child(parent, loan, parent_pid)
+        return _run_try(request, parent, _task_runner(parent, write_fd), write_fd)
+
+    _exit_after(life)
+
+
 def _standby_main(
     parent: WarmParent, loan: ConnectionLoan, parent_pid: int, write_fd: int, request_fd: int
 ) -> None:  # pragma: no cover - runs in children
-    """Get warm, wait for a request, run it, exit. Never returns."""
-    code = 1
-    try:
+    """Get warm, wait for a request, run it, exit."""
+
+    def life() -> int:
         _become_child(parent, loan, parent_pid)
         runner = _task_runner(parent, write_fd)
         _touch_the_database(parent, runner)
@@ -403,15 +411,12 @@ def _standby_main(
             said += chunk
         os.close(request_fd)
         if not said:  # discarded
-            code = 0
-            return
+            return 0
         dag_id, run_id, task_id, map_index, try_number, queue = json.loads(said)
         request = TryRequest(dag_id, run_id, task_id, map_index, try_number, queue)
-        code = _run_try(request, parent, runner, write_fd)
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        os._exit(code)
+        return _run_try(request, parent, runner, write_fd)
+
+    _exit_after(life)
 
 
 def _touch_the_database(
@@ -457,19 +462,16 @@ def _run_try(
 def _callback_child_main(
     request_id: int, parent: WarmParent, loan: ConnectionLoan, parent_pid: int, write_fd: int
 ) -> None:  # pragma: no cover - runs in children
-    code = 1
-    try:
+    def life() -> int:
         _become_child(parent, loan, parent_pid)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         from worker.callbacks import run_callback_request
 
         run_callback_request(parent.factory, parent.settings, parent.dags, request_id)
         os.write(write_fd, DONE)
-        code = 0
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        os._exit(code)
+        return 0
+
+    _exit_after(life)
 
 
 def _terminate(_signum: int, _frame: FrameType | None) -> None:  # pragma: no cover
