@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from tradewind.errors import XComError
@@ -135,14 +136,22 @@ def record_map_length(
 
 
 def clear_xcoms(session: Session, *, dag_run_pk: int, task_id: str, map_index: int) -> None:
-    session.execute(clear_statement(dag_run_pk=dag_run_pk, task_id=task_id, map_index=map_index))
+    session.execute(clear_statement(), clear_params(dag_run_pk, task_id, map_index))
 
 
-def clear_statement(*, dag_run_pk: int, task_id: str, map_index: int) -> Any:
-    """Deletes the XComs of one task instance (of its earlier tries)."""
+@functools.cache
+def clear_statement() -> Any:
+    """Deletes the XComs of one task instance (of its earlier tries); built once, run
+    with `clear_params`."""
     return delete(XCom).where(
-        XCom.dag_run_id == dag_run_pk, XCom.task_id == task_id, XCom.map_index == map_index
+        XCom.dag_run_id == bindparam("xcom_run_pk"),
+        XCom.task_id == bindparam("xcom_task_id"),
+        XCom.map_index == bindparam("xcom_map_index"),
     )
+
+
+def clear_params(dag_run_pk: int, task_id: str, map_index: int) -> dict[str, Any]:
+    return {"xcom_run_pk": dag_run_pk, "xcom_task_id": task_id, "xcom_map_index": map_index}
 
 
 def get_values(

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tradewind import xcom
@@ -44,7 +44,7 @@ from tradewind.state import (
 from tradewind.wakeup import wake_scheduler
 from worker.dag_cache import DagFileCache, VersionRef
 from worker.execution import Deferral, Resumption, TryExecution, TryOutcome
-from worker.logs import TryIdentity, TryLogHandler, capture, chunk_statement
+from worker.logs import TryIdentity, TryLogHandler, capture, chunk_params, chunk_statement
 from worker.runtime import DagRunView
 
 if TYPE_CHECKING:
@@ -153,42 +153,14 @@ class TaskRunner:
         error = f"{type(outcome.error).__name__}: {outcome.error}" if outcome.error else None
         return TryResult(request, state, ran=True, error=error)
 
-    def _claim_statement(self, request: TryRequest, now: datetime) -> Any:
-        return (
-            update(TaskInstance)
-            .where(
-                TaskInstance.dag_id == request.dag_id,
-                TaskInstance.run_id == request.run_id,
-                TaskInstance.task_id == request.task_id,
-                TaskInstance.map_index == request.map_index,
-                TaskInstance.try_number == request.try_number,
-                TaskInstance.state == str(TI.QUEUED),
-            )
-            .values(
-                state=str(TI.RUNNING),
-                start_date=now,
-                end_date=None,
-                duration=None,
-                heartbeat_at=now,
-                queued_reason=None,
-                hostname=self.hostname,
-                unixname=_unixname(),
-                pid=os.getpid(),
-            )
-            .returning(
-                TaskInstance.id,
-                TaskInstance.dag_version_id,
-                TaskInstance.max_tries,
-                TaskInstance.next_method,
-                TaskInstance.next_kwargs,
-            )
-        )
-
-    @staticmethod
-    def _run_query(request: TryRequest) -> Any:
-        return select(*DagRunView.columns()).where(
-            DagRun.dag_id == request.dag_id, DagRun.run_id == request.run_id
-        )
+    def _claim_params(self, request: TryRequest, now: datetime) -> dict[str, Any]:
+        return {
+            **key_params(request),
+            "started": now,
+            "claimer_host": self.hostname,
+            "claimer_user": _unixname(),
+            "claimer_pid": os.getpid(),
+        }
 
     def _claim(
         self, request: TryRequest
@@ -198,21 +170,22 @@ class TaskRunner:
         started = utcnow()
         # Core statements throughout: this runs once per try, in a fresh process.
         with session_scope(self.factory) as session:
-            claimed = run_core(session, self._claim_statement(request, started)).first()
+            claimed = run_core(
+                session, claim_statement(), self._claim_params(request, started)
+            ).first()
             if claimed is None:
                 return None
             ti_id, version_id, max_tries, next_method, next_kwargs = claimed
             resume = None if next_method is None else Resumption(next_method, next_kwargs or {})
-            run = run_core(session, self._run_query(request)).first()
+            run = run_core(session, run_query(), run_params(request)).first()
             if run is not None and resume is None:
                 # XComs of an earlier try are gone (a resumed try keeps its own).
                 run_core(
                     session,
-                    xcom.clear_statement(
-                        dag_run_pk=run.id, task_id=request.task_id, map_index=request.map_index
-                    ),
+                    xcom.clear_statement(),
+                    xcom.clear_params(run.id, request.task_id, request.map_index),
                 )
-            version = run_core(session, self._version_query(version_id)).first()
+            version = run_core(session, version_query(), {"version_id": version_id}).first()
             if run is None or version is None:  # pragma: no cover - foreign keys prevent it
                 raise TradewindError(f"{request}: its run or DAG version has vanished")
             return (
@@ -223,23 +196,11 @@ class TaskRunner:
                 resume,
             )
 
-    @staticmethod
-    def _version_query(version_id: str) -> Any:
-        return select(DagVersion.fileloc, DagVersion.content_hash).where(
-            DagVersion.id == version_id
-        )
-
-    @staticmethod
-    def _heartbeat_statement(ti_id: str) -> Any:
-        return (
-            update(TaskInstance)
-            .where(TaskInstance.id == ti_id, TaskInstance.state == str(TI.RUNNING))
-            .values(heartbeat_at=utcnow())
-        )
-
     def _heartbeat(self, ti_id: str) -> None:
         with session_scope(self.factory) as session:
-            beat = run_core(session, self._heartbeat_statement(ti_id))
+            beat = run_core(
+                session, heartbeat_statement(), {"key_ti_id": ti_id, "beat_at": utcnow()}
+            )
         if beat.rowcount == 0 and self.on_state_changed is not None:
             # Marked failed/success or cleared from outside (a user, dagrun_timeout).
             task_logger.warning("The try's state was changed from outside; stopping it")
@@ -307,16 +268,17 @@ class TaskRunner:
             log.ship_with(session)  # the log is complete when the state says the try ended
             ended = run_core(
                 session,
-                self._end_statement(
-                    ti_id,
-                    request.try_number,
-                    state=str(transition.state),
-                    end_date=now,
-                    duration=(now - started).total_seconds(),
-                    next_try_at=transition.next_try_at,
-                    rendered_fields=outcome.rendered_fields,
+                end_statement(),
+                {
+                    "key_ti_id": ti_id,
+                    "key_try_number": request.try_number,
+                    "state": str(transition.state),
+                    "end_date": now,
+                    "duration": (now - started).total_seconds(),
+                    "next_try_at": transition.next_try_at,
+                    "rendered_fields": outcome.rendered_fields,
                     **_deferral_columns(session, outcome.deferral, transition.state, now),
-                ),
+                },
             )
             if ended.rowcount != 1:
                 current = session.scalar(select(TaskInstance.state).where(TaskInstance.id == ti_id))
@@ -342,20 +304,6 @@ class TaskRunner:
                 )
             wake_scheduler(session, log.ident.dag_run_pk)
         return transition.state
-
-    @staticmethod
-    def _end_statement(ti_id: str, try_number: int, **values: Any) -> Any:
-        """This try's end, written only if the instance still runs this try."""
-        return (
-            update(TaskInstance)
-            .where(
-                TaskInstance.id == ti_id,
-                TaskInstance.state == str(TI.RUNNING),
-                TaskInstance.try_number == try_number,
-            )
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
 
     def _store_success(self, session: Session, request: TryRequest, outcome: TryOutcome) -> None:
         ti = outcome.runtime_ti
@@ -428,39 +376,135 @@ def host_name() -> str:
     return socket.getfqdn()
 
 
+# --- the statements of a try ----------------------------------------------------------
+# Each is built once per process and run with parameters: building a statement and
+# computing its cache key costs several times what running the cached compiled form does.
+# A forked child inherits them built (see `warm_up`). Parameters that select rows are
+# named ``key_*``: an update's own column names are reserved for the values it sets.
+
+
+def key_params(request: TryRequest) -> dict[str, Any]:
+    """The parameters that select one try's task instance."""
+    return {
+        "key_dag_id": request.dag_id,
+        "key_run_id": request.run_id,
+        "key_task_id": request.task_id,
+        "key_map_index": request.map_index,
+        "key_try_number": request.try_number,
+    }
+
+
+@functools.cache
+def claim_statement() -> Any:
+    """Queued -> running for exactly this try; returns what the try needs of the row."""
+    return (
+        update(TaskInstance)
+        .where(
+            TaskInstance.dag_id == bindparam("key_dag_id"),
+            TaskInstance.run_id == bindparam("key_run_id"),
+            TaskInstance.task_id == bindparam("key_task_id"),
+            TaskInstance.map_index == bindparam("key_map_index"),
+            TaskInstance.try_number == bindparam("key_try_number"),
+            TaskInstance.state == str(TI.QUEUED),
+        )
+        .values(
+            state=str(TI.RUNNING),
+            start_date=bindparam("started"),
+            end_date=None,
+            duration=None,
+            heartbeat_at=bindparam("started"),
+            queued_reason=None,
+            hostname=bindparam("claimer_host"),
+            unixname=bindparam("claimer_user"),
+            pid=bindparam("claimer_pid"),
+        )
+        .returning(
+            TaskInstance.id,
+            TaskInstance.dag_version_id,
+            TaskInstance.max_tries,
+            TaskInstance.next_method,
+            TaskInstance.next_kwargs,
+        )
+    )
+
+
+@functools.cache
+def run_query() -> Any:
+    """The try's run, as the columns of a `DagRunView`."""
+    return select(*DagRunView.columns()).where(
+        DagRun.dag_id == bindparam("dag_id"), DagRun.run_id == bindparam("run_id")
+    )
+
+
+def run_params(request: TryRequest) -> dict[str, Any]:
+    return {"dag_id": request.dag_id, "run_id": request.run_id}
+
+
+@functools.cache
+def version_query() -> Any:
+    """Where the try's DAG version is defined (parameter ``version_id``)."""
+    return select(DagVersion.fileloc, DagVersion.content_hash).where(
+        DagVersion.id == bindparam("version_id")
+    )
+
+
+@functools.cache
+def heartbeat_statement() -> Any:
+    """``beat_at`` for the running instance ``key_ti_id``; no row if it no longer runs."""
+    return (
+        update(TaskInstance)
+        .where(TaskInstance.id == bindparam("key_ti_id"), TaskInstance.state == str(TI.RUNNING))
+        .values(heartbeat_at=bindparam("beat_at"))
+    )
+
+
+@functools.cache
+def end_statement() -> Any:
+    """A try's end, written only if the instance ``key_ti_id`` still runs try
+    ``key_try_number``; the columns set are the other parameters given."""
+    return update(TaskInstance).where(
+        TaskInstance.id == bindparam("key_ti_id"),
+        TaskInstance.state == str(TI.RUNNING),
+        TaskInstance.try_number == bindparam("key_try_number"),
+    )
+
+
 # Names no task instance: statements compiled or run for it change nothing.
 WARM_UP_REQUEST = TryRequest("~warm-up~", "~warm-up~", "~warm-up~", -1, 0)
 
 
 def warm_up(factory: sessionmaker[Session]) -> None:
-    """Compile the statements a try runs, in a transaction that is rolled back, so
-    processes forked from this one find them in the engine's statement cache."""
+    """Build and compile the statements a try runs, in a transaction that is rolled
+    back, so processes forked from this one find them built and in the engine's
+    statement cache."""
     request = WARM_UP_REQUEST
     session = factory()
     try:
         runner = TaskRunner(factory, settings=None, hostname="warm-up")  # type: ignore[arg-type]
-        run_core(session, runner._claim_statement(request, utcnow()))
-        run_core(session, runner._run_query(request))
-        run_core(session, runner._version_query("~"))
-        run_core(session, xcom.clear_statement(dag_run_pk=-1, task_id="~", map_index=-1))
+        run_core(session, claim_statement(), runner._claim_params(request, utcnow()))
+        run_core(session, run_query(), run_params(request))
+        run_core(session, version_query(), {"version_id": "~"})
+        run_core(session, xcom.clear_statement(), xcom.clear_params(-1, "~", -1))
         now = utcnow()
         run_core(
             session,
-            runner._end_statement(
-                "~",
-                0,
-                state=str(TI.SUCCESS),
-                end_date=now,
-                duration=0.0,
-                next_try_at=None,
-                rendered_fields={},
+            end_statement(),
+            {
+                "key_ti_id": "~",
+                "key_try_number": 0,
+                "state": str(TI.SUCCESS),
+                "end_date": now,
+                "duration": 0.0,
+                "next_try_at": None,
+                "rendered_fields": {},
                 **_deferral_columns(session, None, TI.SUCCESS, now),
-            ),
+            },
         )
-        run_core(session, runner._heartbeat_statement("~"))
+        run_core(session, heartbeat_statement(), {"key_ti_id": "~", "beat_at": now})
         # Refused by its foreign key once compiled, which is all this is for.
         with contextlib.suppress(IntegrityError), session.begin_nested():
-            run_core(session, chunk_statement(TryIdentity(-1, "~", "~", "~", -1, 0), "~"))
+            ident = TryIdentity(-1, "~", "~", "~", -1, 0)
+            run_core(session, chunk_statement(), chunk_params(ident, "~"))
     finally:
         session.rollback()
         session.close()

@@ -29,7 +29,7 @@ from tradewind.db import ConnectionLoan, read_session, run_core
 from tradewind.processes import describe_exit
 from worker.dag_cache import DagFileCache
 from worker.logs import TryIdentity
-from worker.task_runner import WARM_UP_REQUEST, TryRequest
+from worker.task_runner import WARM_UP_REQUEST, TryRequest, run_params, run_query
 from worker.timeout import request_stop
 
 if TYPE_CHECKING:
@@ -427,7 +427,7 @@ def _touch_the_database(
     Only a read, so that a standby costs the database next to nothing (and never takes
     SQLite's write lock)."""
     with read_session(parent.factory) as session:
-        run_core(session, runner._run_query(WARM_UP_REQUEST)).first()
+        run_core(session, run_query(), run_params(WARM_UP_REQUEST)).first()
 
 
 def _task_runner(parent: WarmParent, write_fd: int) -> TaskRunner:  # pragma: no cover
