@@ -8,11 +8,13 @@ schedulers never queue the same instance.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import Integer, and_, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from tradewind.dagversions import serialized_for
@@ -29,21 +31,30 @@ def pick_for_queue(session: Session, *, slots: int, now: datetime) -> list[TaskI
     """Scheduled instances that may start now (the caller queues them)."""
     if slots <= 0:
         return []
-    if session.get_bind().dialect.name == "postgresql":
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
         # One scheduler decides at a time: the counts below stay true until it commits.
-        session.execute(select(Pool.id).with_for_update())
+        session.execute(_lock_pools())
     pools = _open_pool_slots(session)
     per_dag, per_task = _active_counts(session)
-    max_tasks = dict(
-        session.execute(
-            select(DagModel.dag_id, DagModel.max_active_tasks).where(
-                DagModel.dag_id.in_(list(per_dag))
-            )
-        ).all()
-    )
+    max_tasks: dict[str, int] = {}
+    if per_dag:
+        max_tasks = dict(session.execute(_max_active_tasks(), {"dag_ids": list(per_dag)}).all())
     full_dags = [d for d, n in per_dag.items() if n >= max_tasks.get(d, 16)]
     open_pools = [name for name, free in pools.items() if free > 0]
-    candidates = _candidates(session, slots * CANDIDATES_PER_SLOT, now, open_pools, full_dags)
+    if not open_pools:
+        return []
+    candidates = list(
+        session.scalars(
+            _candidates(lock=postgres),
+            {
+                "limit": slots * CANDIDATES_PER_SLOT,
+                "now": now,
+                "open_pools": open_pools,
+                "full_dags": full_dags,
+            },
+        )
+    )
     if not candidates:
         return []
     picked: list[TaskInstance] = []
@@ -59,11 +70,28 @@ def pick_for_queue(session: Session, *, slots: int, now: datetime) -> list[TaskI
     return picked
 
 
-def _candidates(
-    session: Session, limit: int, now: datetime, open_pools: list[str], full_dags: list[str]
-) -> list[TaskInstance]:
-    """Waiting instances that could fit: full pools and capped DAGs are left out in the
-    query itself, so they cannot crowd out instances that could run."""
+# The statements of every pass, built once and run with parameters (building a
+# statement costs several times running it).
+
+
+@functools.cache
+def _lock_pools() -> Any:
+    return select(Pool.id).with_for_update()
+
+
+@functools.cache
+def _max_active_tasks() -> Any:
+    return select(DagModel.dag_id, DagModel.max_active_tasks).where(
+        DagModel.dag_id.in_(bindparam("dag_ids", expanding=True))
+    )
+
+
+@functools.cache
+def _candidates(*, lock: bool) -> Any:
+    """Waiting instances that could fit, at most ``limit``: instances in a pool not
+    among ``open_pools`` or of a DAG among ``full_dags`` are left out in the query
+    itself, so they cannot crowd out instances that could run. ``lock``: skip and lock
+    rows that another scheduler works on (Postgres)."""
     query = (
         select(TaskInstance)
         .join(
@@ -75,12 +103,12 @@ def _candidates(
             (TaskInstance.state == str(TI.SCHEDULED))
             | (
                 (TaskInstance.state == str(TI.UP_FOR_RESCHEDULE))
-                & (TaskInstance.next_try_at <= now)
+                & (TaskInstance.next_try_at <= bindparam("now"))
             ),
             DagRun.state == str(DagRunState.RUNNING),
             DagModel.is_paused.is_(False),
-            TaskInstance.pool.in_(open_pools),
-            TaskInstance.dag_id.not_in(full_dags),
+            TaskInstance.pool.in_(bindparam("open_pools", expanding=True)),
+            TaskInstance.dag_id.not_in(bindparam("full_dags", expanding=True)),
         )
         .order_by(
             # A backfill's tasks yield to those of every other run.
@@ -89,28 +117,42 @@ def _candidates(
             TaskInstance.scheduled_dttm,
             TaskInstance.id,
         )
-        .limit(limit)
+        .limit(bindparam("limit", type_=Integer))
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(of=TaskInstance, skip_locked=True)
-    return list(session.scalars(query))
+    return query.with_for_update(of=TaskInstance, skip_locked=True) if lock else query
+
+
+@functools.cache
+def _pool_use() -> Any:
+    return (
+        select(TaskInstance.pool, TaskInstance.state, func.sum(TaskInstance.pool_slots))
+        .where(TaskInstance.state.in_([*OCCUPYING, str(TI.DEFERRED)]))
+        .group_by(TaskInstance.pool, TaskInstance.state)
+    )
+
+
+@functools.cache
+def _pools() -> Any:
+    return select(Pool.pool, Pool.slots, Pool.include_deferred)
+
+
+@functools.cache
+def _occupying_counts() -> Any:
+    return (
+        select(TaskInstance.dag_id, TaskInstance.task_id, func.count())
+        .where(TaskInstance.state.in_(OCCUPYING))
+        .group_by(TaskInstance.dag_id, TaskInstance.task_id)
+    )
 
 
 def _open_pool_slots(session: Session) -> dict[str, int]:
     """Free slots per pool: queued and running tries hold theirs, and deferred ones too
     in a pool with ``include_deferred``."""
     used: dict[tuple[str, str | None], int] = {
-        (pool, state): int(total or 0)
-        for pool, state, total in session.execute(
-            select(TaskInstance.pool, TaskInstance.state, func.sum(TaskInstance.pool_slots))
-            .where(TaskInstance.state.in_([*OCCUPYING, str(TI.DEFERRED)]))
-            .group_by(TaskInstance.pool, TaskInstance.state)
-        )
+        (pool, state): int(total or 0) for pool, state, total in session.execute(_pool_use())
     }
     slots: dict[str, int] = {}
-    for name, size, include_deferred in session.execute(
-        select(Pool.pool, Pool.slots, Pool.include_deferred)
-    ):
+    for name, size, include_deferred in session.execute(_pools()):
         held = sum(used.get((name, state), 0) for state in OCCUPYING)
         if include_deferred:
             held += used.get((name, str(TI.DEFERRED)), 0)
@@ -119,11 +161,7 @@ def _open_pool_slots(session: Session) -> dict[str, int]:
 
 
 def _active_counts(session: Session) -> tuple[Counter[str], Counter[tuple[str, str]]]:
-    rows = session.execute(
-        select(TaskInstance.dag_id, TaskInstance.task_id, func.count())
-        .where(TaskInstance.state.in_(OCCUPYING))
-        .group_by(TaskInstance.dag_id, TaskInstance.task_id)
-    )
+    rows = session.execute(_occupying_counts())
     per_dag: Counter[str] = Counter()
     per_task: Counter[tuple[str, str]] = Counter()
     for dag_id, task_id, count in rows:

@@ -7,13 +7,14 @@ that several schedulers never create the same run twice.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from tradewind.dagruns import RunRequest, create_dag_run, latest_version
@@ -158,37 +159,61 @@ def _create_next(session: Session, model: DagModel, now: datetime) -> DagRun | N
 def active_runs(session: Session, dag_id: str) -> int:
     """Running runs of a DAG that count against its ``max_active_runs`` (a backfill's
     runs do not: the backfill has its own)."""
-    count = session.scalar(
-        select(func.count()).where(
-            DagRun.dag_id == dag_id,
-            DagRun.state.in_(["running"]),
-            DagRun.backfill_id.is_(None),
+    return int(session.scalar(_active_runs_count(), {"dag_id": dag_id}) or 0)
+
+
+# Statements of every scheduler pass, built once and run with parameters.
+
+
+@functools.cache
+def _active_runs_count() -> Any:
+    return select(func.count()).where(
+        DagRun.dag_id == bindparam("dag_id"),
+        DagRun.state == str(DagRunState.RUNNING),
+        DagRun.backfill_id.is_(None),
+    )
+
+
+@functools.cache
+def _paused_backfills() -> Any:
+    return select(Backfill.id).where(Backfill.is_paused.is_(True), Backfill.completed_at.is_(None))
+
+
+@functools.cache
+def _queued_runs(*, lock: bool) -> Any:
+    """Queued runs of unpaused DAGs, oldest first; ``lock``: skip and lock the rows that
+    another scheduler works on (Postgres)."""
+    query = runs_to_schedule(DagRunState.QUEUED).order_by(DagRun.run_after, DagRun.id)
+    return query.with_for_update(skip_locked=True) if lock else query
+
+
+def runs_to_schedule(state: DagRunState) -> Select[DagRun]:
+    """Runs in ``state`` of unpaused DAGs that a scheduler drives (a `dags test` run is
+    driven by its command)."""
+    return (
+        select(DagRun)
+        .join(DagModel, DagModel.dag_id == DagRun.dag_id)
+        .where(
+            DagRun.state == str(state),
+            DagModel.is_paused.is_(False),
+            DagRun.triggered_by.is_distinct_from(TEST_TRIGGER),
         )
     )
-    return int(count or 0)
 
 
 def start_queued_runs(session: Session, now: datetime) -> list[DagRun]:
     """Move queued runs of unpaused DAGs to running, oldest first, within max_active_runs
     (a backfill's runs: unless the backfill is paused)."""
-    query = (
-        select(DagRun)
-        .join(DagModel, DagModel.dag_id == DagRun.dag_id)
-        .where(
-            DagRun.state == str(DagRunState.QUEUED),
-            DagModel.is_paused.is_(False),
-            DagRun.triggered_by.is_distinct_from(TEST_TRIGGER),
-        )
-        .order_by(DagRun.run_after, DagRun.id)
-    )
-    started = []
+    started: list[DagRun] = []
     running: dict[str, int] = {}
-    paused_backfills = set(
-        session.scalars(
-            select(Backfill.id).where(Backfill.is_paused.is_(True), Backfill.completed_at.is_(None))
-        )
-    )
-    for run in session.scalars(lock_rows(session, query)).all():
+    postgres = session.get_bind().dialect.name == "postgresql"
+    queued = session.scalars(_queued_runs(lock=postgres)).all()
+    if not queued:
+        return started
+    paused_backfills = set()
+    if any(run.backfill_id is not None for run in queued):
+        paused_backfills = set(session.scalars(_paused_backfills()))
+    for run in queued:
         if run.backfill_id is not None:
             # Created only while its backfill had room (see scheduler.backfills).
             if run.backfill_id not in paused_backfills:

@@ -7,11 +7,13 @@ and the scheduler daemon does the same for many runs.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from tradewind import callbacks
@@ -49,21 +51,11 @@ def advance_run(session: Session, run: DagRun, *, now: datetime) -> StepResult:
     dag = serialized_for(session, run.dag_version_id)
     # Plan from a few columns of every instance; load whole rows only for those the
     # plan changes (a run of 1,000 tasks otherwise costs 1,000 ORM objects per pass).
-    snapshot_rows = session.execute(
-        select(
-            TaskInstance.id,
-            TaskInstance.task_id,
-            TaskInstance.map_index,
-            TaskInstance.state,
-            TaskInstance.try_number,
-            TaskInstance.next_try_at,
-        ).where(TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id)
-    ).all()
+    of_run = {"dag_id": run.dag_id, "run_id": run.run_id}
+    snapshot_rows = session.execute(_snapshot_query(), of_run).all()
     lengths = {
-        (m.task_id, m.key): m.length
-        for m in session.scalars(
-            select(TaskMap).where(TaskMap.dag_id == run.dag_id, TaskMap.run_id == run.run_id)
-        )
+        (task_id, key): length
+        for task_id, key, length in session.execute(_map_lengths_query(), of_run)
     }
     snapshots = [
         TISnapshot(task_id, map_index, TI(state) if state else None, try_number, next_try_at)
@@ -95,9 +87,7 @@ def _settled(session: Session, run: DagRun) -> bool:
     """Nothing to plan in the run (see `is_settled`): one index-only count, instead of
     loading and planning every instance of a wide run after each try that ends."""
     counts = session.execute(
-        select(TaskInstance.state, func.count())
-        .where(TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id)
-        .group_by(TaskInstance.state)
+        _state_counts_query(), {"dag_id": run.dag_id, "run_id": run.run_id}
     ).all()
     return is_settled({TI(state) if state else None: count for state, count in counts})
 
@@ -106,12 +96,50 @@ def _load_rows(session: Session, ids: list[str]) -> dict[tuple[str, int], TaskIn
     rows: dict[tuple[str, int], TaskInstance] = {}
     for start in range(0, len(ids), _LOAD_BATCH):
         batch = ids[start : start + _LOAD_BATCH]
-        for row in session.scalars(select(TaskInstance).where(TaskInstance.id.in_(batch))):
+        for row in session.scalars(_rows_query(), {"ids": batch}):
             rows[(row.task_id, row.map_index)] = row
     return rows
 
 
 _LOAD_BATCH = 500  # ids per IN list (SQLite limits the number of bound parameters)
+
+# The statements of every step, built once and run with a run's ``dag_id`` and
+# ``run_id`` (building a statement costs several times running it).
+
+
+def _of_run(entity: Any) -> Any:
+    return (entity.dag_id == bindparam("dag_id")) & (entity.run_id == bindparam("run_id"))
+
+
+@functools.cache
+def _snapshot_query() -> Any:
+    return select(
+        TaskInstance.id,
+        TaskInstance.task_id,
+        TaskInstance.map_index,
+        TaskInstance.state,
+        TaskInstance.try_number,
+        TaskInstance.next_try_at,
+    ).where(_of_run(TaskInstance))
+
+
+@functools.cache
+def _map_lengths_query() -> Any:
+    return select(TaskMap.task_id, TaskMap.key, TaskMap.length).where(_of_run(TaskMap))
+
+
+@functools.cache
+def _state_counts_query() -> Any:
+    return (
+        select(TaskInstance.state, func.count())
+        .where(_of_run(TaskInstance))
+        .group_by(TaskInstance.state)
+    )
+
+
+@functools.cache
+def _rows_query() -> Any:
+    return select(TaskInstance).where(TaskInstance.id.in_(bindparam("ids", expanding=True)))
 
 
 def _uses_past(dag: SerializedDag) -> bool:

@@ -10,24 +10,31 @@ controlled ``now``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import selectors
 import signal
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import FrameType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import bindparam, select, tuple_
 
 from scheduler import liveness
 from scheduler.asset_runs import create_asset_triggered_runs
 from scheduler.backfills import advance_backfills
 from scheduler.executors.base import Executor, TryFinished
 from scheduler.queueing import pick_for_queue
-from scheduler.run_creation import TEST_TRIGGER, create_due_runs, isolated, start_queued_runs
+from scheduler.run_creation import (
+    create_due_runs,
+    isolated,
+    runs_to_schedule,
+    start_queued_runs,
+)
 from scheduler.run_driver import (
     advance_run,
     pause_after_consecutive_failures,
@@ -36,7 +43,7 @@ from scheduler.run_driver import (
 )
 from tradewind import callbacks, jobs
 from tradewind.db import session_scope
-from tradewind.models import DagModel, DagRun
+from tradewind.models import DagRun
 from tradewind.models.base import utcnow
 from tradewind.state import DagRunState
 from tradewind.wakeup import WakeListener
@@ -221,11 +228,7 @@ class Scheduler:
                 end_lost_try(session, item.request, item.detail, now=now)
         runs = {(item.request.dag_id, item.request.run_id) for item in finished}
         if runs:
-            self._dirty.update(
-                session.scalars(
-                    select(DagRun.id).where(tuple_(DagRun.dag_id, DagRun.run_id).in_(runs))
-                )
-            )
+            self._dirty.update(session.scalars(_runs_named(), {"keys": sorted(runs)}))
 
     def _advance_runs(
         self, session: Session, now: datetime, *, full: bool = True
@@ -233,22 +236,17 @@ class Scheduler:
         sweep = self._last_sweep is None or now - self._last_sweep >= timedelta(
             seconds=FULL_SWEEP_SECONDS
         )
-        query = (
-            select(DagRun)
-            .join(DagModel, DagModel.dag_id == DagRun.dag_id)
-            .where(
-                DagRun.state == str(DagRunState.RUNNING),
-                DagModel.is_paused.is_(False),
-                DagRun.triggered_by.is_distinct_from(TEST_TRIGGER),
-            )
-        )
-        if not sweep:
+        postgres = session.get_bind().dialect.name == "postgresql"
+        runs: Sequence[DagRun] = []
+        if sweep:
+            runs = session.scalars(_running_runs(named=False, lock=postgres)).all()
+        else:
             due = liveness.runs_with_due_retries(session, now) if full else set()
-            query = query.where(DagRun.id.in_(self._dirty | due))
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(of=DagRun, skip_locked=True)
+            if ids := sorted(self._dirty | due):
+                query = _running_runs(named=True, lock=postgres)
+                runs = session.scalars(query, {"run_ids": ids}).all()
         finished = []
-        for run in session.scalars(query).all():
+        for run in runs:
             with isolated(session, f"scheduling run {run.run_id} of {run.dag_id}"):
                 step = advance_run(session, run, now=now)
                 if step.finished is not None:
@@ -279,3 +277,26 @@ class Scheduler:
                     self.executor.queue(request)
             self.executor.flush()
             self._last_liveness = now
+
+
+# The statements of every pass, built once (see `worker.task_runner`'s statements).
+
+
+@functools.cache
+def _runs_named() -> Any:
+    """The ids of the runs with the (dag_id, run_id) ``keys``."""
+    return select(DagRun.id).where(
+        tuple_(DagRun.dag_id, DagRun.run_id).in_(bindparam("keys", expanding=True))
+    )
+
+
+@functools.cache
+def _running_runs(*, named: bool, lock: bool) -> Any:
+    """Running runs of unpaused DAGs; ``named``: only those in ``run_ids``; ``lock``:
+    skip and lock rows as another scheduler works on them (Postgres)."""
+    query = runs_to_schedule(DagRunState.RUNNING)
+    if named:
+        query = query.where(DagRun.id.in_(bindparam("run_ids", expanding=True)))
+    if lock:
+        query = query.with_for_update(of=DagRun, skip_locked=True)
+    return query

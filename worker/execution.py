@@ -370,7 +370,10 @@ def _check_mappable_output(task: BaseOperator, result: Any) -> None:
 
     if task.dag is None:
         return
-    for other in task.dag.task_dict.values():
+    # A task that maps over this one's output is downstream of it (expand() sets that),
+    # so only those are looked at, not every task of the DAG.
+    for other_id in sorted(task.downstream_task_ids):
+        other = task.dag.task_dict.get(other_id)
         if not isinstance(other, MappedOperator):
             continue
         for source in other.expand_input.values():
