@@ -82,14 +82,9 @@ def make_app(settings: Settings) -> Celery:
 
 
 def try_message(request: TryRequest) -> list[Any]:
-    """The arguments of a RUN_TRY message."""
-    return [
-        request.dag_id,
-        request.run_id,
-        request.task_id,
-        request.map_index,
-        request.try_number,
-    ]
+    """The arguments of a RUN_TRY message: the request without its queue, which routes
+    the message instead."""
+    return request.as_list()[:-1]
 
 
 # --- the worker's processes ---------------------------------------------------------------

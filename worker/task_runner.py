@@ -74,6 +74,15 @@ class TryRequest:
         index = f"[{self.map_index}]" if self.map_index >= 0 else ""
         return f"{self.dag_id}.{self.task_id}{index} run={self.run_id} try={self.try_number}"
 
+    def as_list(self) -> list[Any]:
+        """The fields in order, for a JSON message; `from_list` reads them back."""
+        return [self.dag_id, self.run_id, self.task_id, self.map_index, self.try_number, self.queue]
+
+    @classmethod
+    def from_list(cls, values: list[Any]) -> TryRequest:
+        dag_id, run_id, task_id, map_index, try_number, queue = values
+        return cls(str(dag_id), str(run_id), str(task_id), int(map_index), int(try_number), queue)
+
 
 @dataclass(frozen=True, slots=True)
 class TryResult:

@@ -1,10 +1,11 @@
 """One process per try, forked from a warm parent.
 
-The local executor (in the scheduler) and every Celery pool process are such parents:
-they import once what tries use, compile the statements a try runs and freeze their
-heap, so a forked child starts a try in milliseconds. A crash, ``os._exit``, segfault
-or timeout ends only that child; the parent sees it end, and a try whose process died
-without recording its end is ended as lost by `worker.lost_tries`.
+The local executor's fork server (`worker.fork_server`) and every Celery pool process
+are such parents: they import once what tries use, compile the statements a try runs
+and freeze their heap, so a forked child starts a try in milliseconds. A crash,
+``os._exit``, segfault or timeout ends only that child; the parent sees it end, and a
+try whose process died without recording its end is ended as lost by
+`worker.lost_tries`.
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ class WarmParent:
     die_with_parent: bool = False
     # Keep one child forked ahead of the next try (see `_Standby`).
     standby: bool = True
+    # Descriptors of this process that its children must not keep open (closed in each
+    # child right after the fork): a fork server's socket to the scheduler.
+    private_fds: list[int] = field(default_factory=list)
     _filelocs: dict[str, str] = field(default_factory=dict)
     _standby: _Standby | None = None
 
@@ -132,7 +136,8 @@ class WarmParent:
             return None
         return standby
 
-    def _refill_standby(self) -> None:
+    def refill_standby(self) -> None:
+        """Fork a new standby child if there is none (see `fork_try`)."""
         if self.standby and self._standby is None:
             try:
                 self._standby = _Standby.fork(self)
@@ -174,12 +179,16 @@ class TryProcess:
             loan.settle(clean=os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0)
 
 
-def fork_try(parent: WarmParent, request: TryRequest, *, fileloc: str | None) -> TryProcess:
+def fork_try(
+    parent: WarmParent, request: TryRequest, *, fileloc: str | None, refill_standby: bool = True
+) -> TryProcess:
     """Start ``request`` in a forked child; the caller reads ``fd``, reaps ``pid`` and
     then calls `TryProcess.reaped`.
 
     The child is the parent's standby when it has one (forked ahead, already warm), and
-    a new standby is forked for the next try; otherwise the child is forked now.
+    a new standby is forked for the next try (unless ``refill_standby`` is false: then
+    the caller calls `WarmParent.refill_standby` when it suits it); otherwise the child
+    is forked now.
     """
     if fileloc is not None:
         parent.dags.prime(fileloc)  # the child inherits the imported DAG file
@@ -193,7 +202,8 @@ def fork_try(parent: WarmParent, request: TryRequest, *, fileloc: str | None) ->
                 request, parent, loan, parent_pid, write_fd
             ),
         )
-    parent._refill_standby()
+    if refill_standby:
+        parent.refill_standby()
     return started
 
 
@@ -227,6 +237,9 @@ def _fork(
         raise
     if pid == 0:  # pragma: no cover - the child never returns
         os.close(read_fd)
+        for fd in parent.private_fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
         if parent._standby is not None:  # only the parent may hand the standby its try
             with contextlib.suppress(OSError):
                 os.close(parent._standby.request_fd)
@@ -269,7 +282,7 @@ class _Standby:
     def start(self, request: TryRequest) -> TryProcess | None:
         """Hand ``request`` over; None if the standby is gone (then it is reaped)."""
         try:
-            os.write(self.request_fd, _encode_request(request))
+            os.write(self.request_fd, json.dumps(request.as_list()).encode())
         except OSError:
             self.discard()
             return None
@@ -298,11 +311,6 @@ class _Standby:
         except ChildProcessError:
             pass
         self.process.reaped(status)
-
-
-def _encode_request(request: TryRequest) -> bytes:
-    fields = [request.dag_id, request.run_id, request.task_id, request.map_index]
-    return json.dumps([*fields, request.try_number, request.queue]).encode()
 
 
 def _own_group(pid: int) -> None:
@@ -412,8 +420,7 @@ def _standby_main(
         os.close(request_fd)
         if not said:  # discarded
             return 0
-        dag_id, run_id, task_id, map_index, try_number, queue = json.loads(said)
-        request = TryRequest(dag_id, run_id, task_id, map_index, try_number, queue)
+        request = TryRequest.from_list(json.loads(said))
         return _run_try(request, parent, runner, write_fd)
 
     _exit_after(life)

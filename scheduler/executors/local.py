@@ -1,42 +1,40 @@
-"""The local executor: every try runs in a child forked from the warm scheduler process.
+"""The local executor: every try runs in a child forked from a warm copy of the scheduler.
 
 The scheduler has already imported Tradewind, SQLAlchemy and the worker's task runner,
-so a forked child starts a try in milliseconds (see `worker.try_process`). A crash,
-``os._exit``, segfault or timeout ends only that child; the scheduler sees it end (a
-pipe closes), and a try whose process died without recording its end is failed or
-retried as a lost try.
+so a forked child starts a try in milliseconds (see `worker.try_process`). The forks
+happen in a fork server (`worker.fork_server`), a copy of the warm scheduler process
+made when the first try comes: the scheduler itself never forks per try, which cost it
+a third of its time. A crash, ``os._exit``, segfault or timeout ends only that try's
+child; the server reports it ended, and a try whose process died without recording its
+end is failed or retried as a lost try.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from scheduler.executors.base import Executor, TryFinished
+from worker.fork_server import STANDBY_IDLE_SECONDS, ForkServer, ForkServerGone
 from worker.task_runner import TryRequest
-from worker.try_process import (
-    DONE,
-    TryProcess,
-    WarmParent,
-    describe_status,
-    fork_callback,
-    fork_try,
-    read_available,
-    stop_group,
-)
+from worker.try_process import WarmParent, describe_status, stop_group
 
 if TYPE_CHECKING:
     from tradewind.settings import Settings
 
 logger = logging.getLogger(__name__)
+STOP_AFTER_TERM_SECONDS = 10.0  # at shutdown, after SIGTERM, a try gets this long
+REAP_WAIT_SECONDS = 5.0  # at shutdown, after SIGKILL, how long to wait to hear it ended
 
 
 @dataclass
-class _Child(TryProcess):
+class _Child:
+    pid: int
+    request: TryRequest | None  # None: a callback request
     reported: bool = False  # the try's end is recorded; the process may still be closing
 
 
@@ -48,9 +46,11 @@ class LocalExecutor(Executor):
         self.parallelism = settings.parallelism
         self._children: dict[int, _Child] = {}
         self._parent: WarmParent | None = None
+        self._server: ForkServer | None = None
 
     def start(self) -> None:
-        """Warm this process up once so every forked try starts fast."""
+        """Warm this process up once, so that its copy (the fork server) starts every
+        try fast."""
         self._parent = WarmParent.prepare(self.settings)
 
     def open_slots(self) -> int:
@@ -60,73 +60,86 @@ class LocalExecutor(Executor):
         return [c.request for c in self._children.values() if c.request is not None]
 
     def wait_handles(self) -> list[int]:
-        return list(self._children)
+        return [self._server.fileno()] if self._server is not None else []
 
     def queue(self, request: TryRequest) -> None:
-        parent = self._warm()
-        started = fork_try(parent, request, fileloc=parent.fileloc_of(request.dag_id))
-        self._track(started)
+        pid = self._fork(lambda server: server.fork_try(request))
+        self._children[pid] = _Child(pid, request)
 
     def run_callback(self, request_id: int) -> None:
-        self._track(fork_callback(self._warm(), request_id))
+        pid = self._fork(lambda server: server.fork_callback(request_id))
+        self._children[pid] = _Child(pid, None)
 
-    def _warm(self) -> WarmParent:
-        if self._parent is None:
-            self.start()
-        assert self._parent is not None
-        return self._parent
+    def _fork(self, ask: Callable[[ForkServer], int]) -> int:
+        """Ask the fork server (started if there is none, again if it died) to fork."""
+        for attempt in (1, 2):
+            server = self._running_server()
+            try:
+                return ask(server)
+            except ForkServerGone:
+                self._lose_server()
+                if attempt == 2:
+                    raise OSError("the fork server ended twice in a row") from None
+        raise AssertionError("unreachable")
 
-    def _track(self, started: TryProcess) -> None:
-        os.set_blocking(started.fd, False)
-        self._children[started.fd] = _Child(started.pid, started.fd, started.request, started.loan)
+    def _running_server(self) -> ForkServer:
+        if self._server is None:
+            if self._parent is None:
+                self.start()
+            assert self._parent is not None
+            self._server = ForkServer.start(self._parent)
+        return self._server
 
     def collect(self) -> list[TryFinished]:
         """Tries that recorded their end (reported at once, while their process still
         closes down) and processes that ended without doing so."""
-        if self._parent is not None:
-            self._parent.expire_standby()
+        server = self._server
+        if server is None:
+            return []
+        try:
+            events = server.events()
+        except ForkServerGone:
+            self._lose_server()
+            return []
         finished = []
-        for child in list(self._children.values()):
-            if child.request is None:  # a callback: nothing to report
-                pid, status = os.waitpid(child.pid, os.WNOHANG)
-                if pid != 0:
-                    self._forget(child, status, None)
+        for event in events:
+            child = self._children.get(event["pid"])
+            if child is None:
                 continue
-            if not child.reported and DONE in read_available(child.fd):
+            if event["op"] == "done" and child.request is not None and not child.reported:
                 child.reported = True
                 finished.append(TryFinished(child.request, clean=True))
-            pid, status = os.waitpid(child.pid, os.WNOHANG)
-            if pid != 0:
-                result = self._reap(child, status)
-                if result is not None:
-                    finished.append(result)
+            elif event["op"] == "exited":
+                del self._children[child.pid]
+                if child.request is not None and not child.reported:
+                    detail = describe_status(event["status"])
+                    finished.append(TryFinished(child.request, clean=False, detail=detail))
+        if not self._children and time.monotonic() - server.last_used > STANDBY_IDLE_SECONDS:
+            self._stop_server()  # idle: no extra process (and no standby) is kept
         return finished
 
-    def _reap(self, child: _Child, status: int) -> TryFinished | None:
-        if child.request is None:
-            self._forget(child, status, None)
-            return None
-        if not child.reported and DONE in read_available(child.fd):
-            child.reported = True
-            if status == 0:
-                return self._forget(child, status, TryFinished(child.request, clean=True))
-        self._forget(child, status, None)
-        if child.reported:
-            return None
-        return TryFinished(child.request, clean=False, detail=describe_status(status))
+    def _lose_server(self) -> None:
+        """The server died: its tries go on and record their own ends (the liveness
+        checks catch any that die without doing so); stop tracking them."""
+        if self._server is None:
+            return
+        if self._children:
+            logger.warning(
+                "The fork server (pid %s) ended; %s running tries are no longer watched "
+                "here and record their own ends",
+                self._server.pid,
+                len(self._children),
+            )
+        self._children.clear()
+        self._stop_server()
 
-    def _forget(self, child: _Child, status: int, result: TryFinished | None) -> TryFinished | None:
-        child.reaped(status)
-        os.close(child.fd)
-        del self._children[child.fd]
-        return result
+    def _stop_server(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()
 
     def end(self, grace_seconds: float) -> list[TryFinished]:
-        finished = []
-        deadline = time.monotonic() + grace_seconds
-        while self._children and time.monotonic() < deadline:
-            finished.extend(self.collect())
-            time.sleep(0.05)
+        finished = self._collect_until(time.monotonic() + grace_seconds)
         for child in self._children.values():
             logger.warning(
                 "Stopping %s (pid %s) after the grace period",
@@ -134,16 +147,21 @@ class LocalExecutor(Executor):
                 child.pid,
             )
             stop_group(child.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
+        finished += self._collect_until(time.monotonic() + STOP_AFTER_TERM_SECONDS)
+        for child in self._children.values():
+            stop_group(child.pid, signal.SIGKILL)
+        finished += self._collect_until(time.monotonic() + REAP_WAIT_SECONDS)
+        for child in self._children.values():
+            if child.request is not None and not child.reported:
+                detail = "the try's process did not end after SIGKILL"
+                finished.append(TryFinished(child.request, clean=False, detail=detail))
+        self._children.clear()
+        self._stop_server()
+        return finished
+
+    def _collect_until(self, deadline: float) -> list[TryFinished]:
+        finished: list[TryFinished] = []
         while self._children and time.monotonic() < deadline:
             finished.extend(self.collect())
             time.sleep(0.05)
-        for child in list(self._children.values()):
-            stop_group(child.pid, signal.SIGKILL)
-            _, status = os.waitpid(child.pid, 0)
-            result = self._reap(child, status)
-            if result is not None:
-                finished.append(result)
-        if self._parent is not None:
-            self._parent.close()
         return finished

@@ -1,14 +1,18 @@
-"""Forking tries from a warm parent (`worker.try_process`): the standby child.
+"""Forking tries from a warm parent (`worker.try_process`): the standby child, and the
+local executor's fork server (`worker.fork_server`).
 
 A parent keeps one child forked ahead of the next try. It must run exactly the try it
 is handed, never one of a DAG file the parent loaded after forking it, and end without
-running anything when it is discarded or has waited too long.
+running anything when it is discarded or has waited too long. The fork server reports
+every try's end and exit; it goes when its scheduler goes, without taking the tries
+with it, and the executor carries on when it dies.
 """
 
 from __future__ import annotations
 
 import gc
 import os
+import signal
 import textwrap
 import time
 from collections.abc import Iterator
@@ -18,7 +22,8 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.integration.daemons import pid_alive
+from scheduler.executors.local import LocalExecutor
+from tests.integration.daemons import pid_alive, wait_for
 from tests.integration.test_scheduler import parse_and_unpause
 from tradewind.dagruns import RunRequest, create_dag_run, latest_version
 from tradewind.db import session_scope
@@ -27,6 +32,7 @@ from tradewind.models.base import utcnow
 from tradewind.settings import Settings
 from tradewind.state import DagRunType
 from worker import try_process
+from worker.fork_server import ForkServer, ForkServerGone
 from worker.task_runner import TryRequest
 from worker.try_process import TryProcess, WarmParent, fork_try
 
@@ -184,3 +190,149 @@ def test_a_standby_that_hangs_getting_warm_is_killed_when_discarded(
     assert stuck is not None
     parent.close()
     assert not pid_alive(stuck)
+
+
+# --- the fork server ---------------------------------------------------------------------
+
+SLOW_DAG = """
+import time
+from pathlib import Path
+from tradewind import DAG
+from tradewind.operators.python import PythonOperator
+
+def nap():
+    time.sleep(1.5)
+    with Path({side!r}).open("a") as f:
+        f.write("slow.nap\\n")
+
+with DAG("slow"):
+    PythonOperator(task_id="nap", python_callable=nap)
+"""
+
+
+@pytest.fixture
+def slow_run(
+    settings: Settings, session_factory: sessionmaker[Session], dags_folder: Path, side: Path
+) -> str:
+    """A run of DAG "slow" (one task that sleeps 1.5 s, then notes itself) queued."""
+    (dags_folder / "slow.py").write_text(textwrap.dedent(SLOW_DAG.format(side=str(side))))
+    parse_and_unpause(session_factory, settings, "slow")
+    return queued_run(session_factory, "slow")
+
+
+@pytest.fixture
+def server(parent: WarmParent) -> Iterator[ForkServer]:
+    server = ForkServer.start(parent)
+    yield server
+    if server.sock.fileno() != -1:
+        server.stop()
+
+
+def events_until(server: ForkServer, wanted: dict[str, object]) -> list[dict[str, object]]:
+    """The server's events, collected until one has every item of ``wanted``."""
+    seen: list[dict[str, object]] = []
+
+    def arrived() -> bool:
+        seen.extend(server.events())
+        return any(wanted.items() <= event.items() for event in seen)
+
+    wait_for(arrived, f"the fork server to report {wanted}")
+    return seen
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    stat = handle.read()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def test_the_fork_server_reports_each_try_done_then_exited(
+    server: ForkServer,
+    queued_runs: dict[str, str],
+    slow_run: str,
+    session_factory: sessionmaker[Session],
+    side: Path,
+) -> None:
+    pid = server.fork_try(TryRequest("one", queued_runs["one"], "t0", -1, 1))
+    seen = events_until(server, {"op": "exited", "pid": pid})
+    mine = [event for event in seen if event["pid"] == pid]
+    assert mine == [{"op": "done", "pid": pid}, {"op": "exited", "pid": pid, "status": 0}]
+
+    killed = server.fork_try(TryRequest("slow", slow_run, "nap", -1, 1))
+    wait_for(lambda: states(session_factory, "slow")["nap"] == "running", "the nap to start")
+    os.kill(killed, signal.SIGKILL)
+    seen = events_until(server, {"op": "exited", "pid": killed})
+    ended = [event for event in seen if event["pid"] == killed]
+    assert len(ended) == 1  # no "done": it never recorded an end
+    status = ended[0]["status"]
+    assert isinstance(status, int)
+    assert os.WIFSIGNALED(status)
+    assert os.WTERMSIG(status) == signal.SIGKILL
+    assert side.read_text().splitlines() == ["one.t0"]
+
+
+def test_the_fork_server_goes_with_its_scheduler_and_leaves_the_tries_running(
+    server: ForkServer, slow_run: str, session_factory: sessionmaker[Session], side: Path
+) -> None:
+    server.fork_try(TryRequest("slow", slow_run, "nap", -1, 1))
+    wait_for(lambda: children_of(server.pid), "the try and the standby to be forked")
+    forked = children_of(server.pid)
+    # As when the scheduler dies: its end of the socket closes.
+    server.stop()
+    assert not pid_alive(server.pid)
+    wait_for(lambda: states(session_factory, "slow")["nap"] == "success", "the nap to end")
+    assert side.read_text().splitlines() == ["slow.nap"]  # it ran on, once
+    wait_for(lambda: not any(pid_alive(pid) for pid in forked), "the standby to be gone")
+
+
+def test_a_try_does_not_keep_a_dead_fork_server_looking_alive(
+    server: ForkServer, slow_run: str
+) -> None:
+    server.fork_try(TryRequest("slow", slow_run, "nap", -1, 1))
+    os.kill(server.pid, signal.SIGKILL)
+    # The sleeping try must not hold the server's end of the socket open: the scheduler
+    # learns the server is gone at once, not when the try ends.
+    started = time.monotonic()
+
+    def gone() -> bool:
+        try:
+            server.events()
+        except ForkServerGone:
+            return True
+        return False
+
+    wait_for(gone, "the socket to close")
+    assert time.monotonic() - started < 1.5, "only the try's end closed the socket"
+
+
+def test_the_local_executor_carries_on_when_its_fork_server_dies(
+    settings: Settings,
+    queued_runs: dict[str, str],
+    session_factory: sessionmaker[Session],
+    side: Path,
+) -> None:
+    executor = LocalExecutor(settings)
+    executor.start()
+    try:
+        run_id = queued_runs["one"]
+        executor.queue(TryRequest("one", run_id, "t0", -1, 1))
+        wait_for(executor.collect, "t0 to be reported")
+        assert executor._server is not None
+        os.kill(executor._server.pid, signal.SIGKILL)
+        os.waitpid(executor._server.pid, 0)  # as the stop below would
+        executor.queue(TryRequest("one", run_id, "t1", -1, 1))  # a new server forks it
+        finished = wait_for(executor.collect, "t1 to be reported")
+        assert [item.request.task_id for item in finished] == ["t1"]
+    finally:
+        executor.end(5.0)
+        gc.unfreeze()
+    assert states(session_factory, "one") == {"t0": "success", "t1": "success", "t2": "queued"}
+    assert side.read_text().splitlines() == ["one.t0", "one.t1"]
