@@ -87,8 +87,8 @@ class ForkServer:
 
     def events(self) -> list[dict[str, Any]]:
         """What happened since the last call: ``{"op": "done", "pid": P}`` (the try's
-        end is recorded; ``ours`` is false when its claim found it taken) and ``{"op":
-        "exited", "pid": P, "status": S}``. Raises `ForkServerGone` if the server is gone
+        end is recorded, or its claim found it taken) and ``{"op": "exited", "pid": P,
+        "status": S}``. Raises `ForkServerGone` if the server is gone
         (the events it sent before are returned by the next call first)."""
         while True:
             try:

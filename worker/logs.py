@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -63,24 +62,27 @@ class _UtcFormatter(logging.Formatter):
 
 @functools.cache
 def chunk_statement() -> Any:
-    """Inserts one chunk of a try's log (see `chunk_params`); a Core insert built once is
-    far cheaper than an ORM flush."""
+    """Inserts one chunk of a try's log; a Core insert built once is far cheaper than an
+    ORM flush."""
     return insert(LogChunk)
 
 
-def chunk_params(
-    ident: TryIdentity, content: str, *, created_at: datetime | None = None
-) -> dict[str, Any]:
-    return {
-        "dag_run_id": ident.dag_run_pk,
-        "dag_id": ident.dag_id,
-        "run_id": ident.run_id,
-        "task_id": ident.task_id,
-        "map_index": ident.map_index,
-        "try_number": ident.try_number,
-        "content": content,
-        "created_at": created_at or utcnow(),
-    }
+def write_chunk(session: Session, ident: TryIdentity, content: str) -> None:
+    """Add one chunk of ``ident``'s log to the session's transaction."""
+    run_core(
+        session,
+        chunk_statement(),
+        {
+            "dag_run_id": ident.dag_run_pk,
+            "dag_id": ident.dag_id,
+            "run_id": ident.run_id,
+            "task_id": ident.task_id,
+            "map_index": ident.map_index,
+            "try_number": ident.try_number,
+            "content": content,
+            "created_at": utcnow(),
+        },
+    )
 
 
 class TryLogHandler(logging.Handler):
@@ -146,7 +148,7 @@ class TryLogHandler(logging.Handler):
                 return
             try:
                 with session_scope(self.factory) as session:
-                    run_core(session, chunk_statement(), chunk_params(self.ident, content))
+                    write_chunk(session, self.ident, content)
             except Exception as exc:
                 failure = exc
         if failure is not None:
@@ -161,7 +163,7 @@ class TryLogHandler(logging.Handler):
         with self._ship_lock:
             content = self._take()
             if content:
-                run_core(session, chunk_statement(), chunk_params(self.ident, content))
+                write_chunk(session, self.ident, content)
 
     def _loop(self) -> None:
         next_beat = time.monotonic() + self._heartbeat_interval

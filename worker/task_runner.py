@@ -44,7 +44,7 @@ from tradewind.state import (
 from tradewind.wakeup import wake_scheduler
 from worker.dag_cache import DagFileCache, VersionRef
 from worker.execution import Deferral, Resumption, TryExecution, TryOutcome
-from worker.logs import TryIdentity, TryLogHandler, capture, chunk_params, chunk_statement
+from worker.logs import TryIdentity, TryLogHandler, capture, write_chunk
 from worker.runtime import DagRunView
 
 if TYPE_CHECKING:
@@ -513,7 +513,7 @@ def warm_up(factory: sessionmaker[Session]) -> None:
         # Refused by its foreign key once compiled, which is all this is for.
         with contextlib.suppress(IntegrityError), session.begin_nested():
             ident = TryIdentity(-1, "~", "~", "~", -1, 0)
-            run_core(session, chunk_statement(), chunk_params(ident, "~"))
+            write_chunk(session, ident, "~")
     finally:
         session.rollback()
         session.close()

@@ -71,16 +71,16 @@ class LocalExecutor(Executor):
         self._children[pid] = _Child(pid, None)
 
     def _fork(self, ask: Callable[[ForkServer], int]) -> int:
-        """Ask the fork server (started if there is none, again if it died) to fork."""
-        for attempt in (1, 2):
-            server = self._running_server()
-            try:
-                return ask(server)
-            except ForkServerGone:
-                self._lose_server()
-                if attempt == 2:
-                    raise OSError("the fork server ended twice in a row") from None
-        raise AssertionError("unreachable")
+        """Ask the fork server to fork; one that has died is replaced once."""
+        try:
+            return ask(self._running_server())
+        except ForkServerGone:
+            self._lose_server()
+        try:
+            return ask(self._running_server())
+        except ForkServerGone:
+            self._lose_server()
+            raise OSError("the fork server ended twice in a row") from None
 
     def _running_server(self) -> ForkServer:
         if self._server is None:

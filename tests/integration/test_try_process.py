@@ -34,7 +34,7 @@ from tradewind.state import DagRunType
 from worker import try_process
 from worker.fork_server import ForkServer, ForkServerGone
 from worker.task_runner import TryRequest
-from worker.try_process import TryProcess, WarmParent, fork_try
+from worker.try_process import TryProcess, WarmParent, fork_try, stop_group
 
 pytestmark = pytest.mark.integration
 
@@ -207,6 +207,9 @@ def nap():
 
 with DAG("slow"):
     PythonOperator(task_id="nap", python_callable=nap)
+
+with DAG("stuck"):
+    PythonOperator(task_id="wait", python_callable=lambda: time.sleep(600))
 """
 
 
@@ -214,9 +217,10 @@ with DAG("slow"):
 def slow_run(
     settings: Settings, session_factory: sessionmaker[Session], dags_folder: Path, side: Path
 ) -> str:
-    """A run of DAG "slow" (one task that sleeps 1.5 s, then notes itself) queued."""
+    """A run of DAG "slow" (one task that sleeps 1.5 s, then notes itself) queued; DAG
+    "stuck" (one task that sleeps 10 minutes) is there too."""
     (dags_folder / "slow.py").write_text(textwrap.dedent(SLOW_DAG.format(side=str(side))))
-    parse_and_unpause(session_factory, settings, "slow")
+    parse_and_unpause(session_factory, settings, "slow", "stuck")
     return queued_run(session_factory, "slow")
 
 
@@ -294,23 +298,27 @@ def test_the_fork_server_goes_with_its_scheduler_and_leaves_the_tries_running(
 
 
 def test_a_try_does_not_keep_a_dead_fork_server_looking_alive(
-    server: ForkServer, slow_run: str
+    server: ForkServer, slow_run: str, session_factory: sessionmaker[Session]
 ) -> None:
-    server.fork_try(TryRequest("slow", slow_run, "nap", -1, 1))
-    os.kill(server.pid, signal.SIGKILL)
-    # The sleeping try must not hold the server's end of the socket open: the scheduler
-    # learns the server is gone at once, not when the try ends.
-    started = time.monotonic()
+    run_id = queued_run(session_factory, "stuck")
+    stuck = server.fork_try(TryRequest("stuck", run_id, "wait", -1, 1))
+    try:
+        wait_for(lambda: states(session_factory, "stuck")["wait"] == "running", "the try")
+        os.kill(server.pid, signal.SIGKILL)
 
-    def gone() -> bool:
-        try:
-            server.events()
-        except ForkServerGone:
-            return True
-        return False
+        # The try sleeps for ten minutes and must not hold the server's end of the
+        # socket open: the scheduler learns the server is gone while the try still runs.
+        def gone() -> bool:
+            try:
+                server.events()
+            except ForkServerGone:
+                return True
+            return False
 
-    wait_for(gone, "the socket to close")
-    assert time.monotonic() - started < 1.5, "only the try's end closed the socket"
+        wait_for(gone, "the socket to close")
+        assert pid_alive(stuck)
+    finally:
+        stop_group(stuck, signal.SIGKILL)
 
 
 def test_the_local_executor_carries_on_when_its_fork_server_dies(
