@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import random
 import re
 import time
 import weakref
@@ -194,10 +195,49 @@ def _sqlite_engine(url: URL, busy_timeout: float, **engine_options: Any) -> Engi
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        read_only = conn.get_execution_options().get("tradewind_read_only", False)
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        if conn.get_execution_options().get("tradewind_read_only", False):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            _take_write_lock(conn, busy_timeout)
 
     return engine
+
+
+# How long a writer waits between two attempts at SQLite's write lock: short, and
+# jittered so that waiters do not retry in step. SQLite's own busy handler sleeps 1, 2,
+# 5, 10, ... up to 100 ms between attempts, which on a busy database leaves the lock free
+# for most of each sleep while every writer waits.
+WRITE_LOCK_FIRST_PAUSE_SECONDS = 0.0002
+WRITE_LOCK_MAX_PAUSE_SECONDS = 0.003
+
+
+def _take_write_lock(conn: Connection, timeout: float) -> None:
+    """``BEGIN IMMEDIATE``, tried again until ``timeout`` while another connection
+    writes. SQLite's busy handler is off for these attempts (the connection keeps it for
+    everything else, such as a reader meeting a checkpoint); the last attempt goes
+    through SQLAlchemy, so a failure raises what it always did."""
+    import sqlite3
+
+    raw = conn.connection.dbapi_connection
+    assert raw is not None  # checked out: its transaction is beginning
+    cursor = raw.cursor()
+    cursor.execute("PRAGMA busy_timeout=0")
+    try:
+        deadline = time.monotonic() + timeout
+        pause = WRITE_LOCK_FIRST_PAUSE_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:  # BUSY or BUSY_*
+                    break
+            time.sleep(pause * random.uniform(0.5, 1.5))
+            pause = min(pause * 2, WRITE_LOCK_MAX_PAUSE_SECONDS)
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    finally:
+        cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        cursor.close()
 
 
 def is_sqlite(engine: Engine) -> bool:

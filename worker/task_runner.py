@@ -107,6 +107,7 @@ class TaskRunner:
         hostname: str | None = None,
         on_recorded: Callable[[], None] | None = None,
         on_state_changed: Callable[[], None] | None = None,
+        wake_scheduler: bool = True,
     ) -> None:
         self.factory = factory
         self.settings = settings
@@ -117,6 +118,9 @@ class TaskRunner:
             add_to_import_path(settings.resolved_dags_folder)
         self.on_recorded = on_recorded
         self.on_state_changed = on_state_changed
+        # Whether a recorded end wakes the scheduler (see `tradewind.wakeup`); off where
+        # the process that started the try tells the scheduler itself.
+        self.wake_scheduler = wake_scheduler
         self.execution = TryExecution(factory, settings, self.dags, self.hostname)
 
     # --- the whole try --------------------------------------------------------------
@@ -311,7 +315,8 @@ class TaskRunner:
                         reschedule_date=transition.next_try_at or now,
                     )
                 )
-            wake_scheduler(session, log.ident.dag_run_pk)
+            if self.wake_scheduler:
+                wake_scheduler(session, log.ident.dag_run_pk)
         return transition.state
 
     def _store_success(self, session: Session, request: TryRequest, outcome: TryOutcome) -> None:

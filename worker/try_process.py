@@ -81,6 +81,10 @@ class WarmParent:
     die_with_parent: bool = False
     # Keep one child forked ahead of the next try (see `_Standby`).
     standby: bool = True
+    # This process tells the scheduler when a child has recorded its try's end (the
+    # local executor's fork server does), so the children do not wake it themselves:
+    # one wake-up per try instead of two.
+    reports_ends: bool = False
     # Descriptors of this process that its children must not keep open (closed in each
     # child right after the fork): a fork server's socket to the scheduler.
     private_fds: list[int] = field(default_factory=list)
@@ -89,7 +93,12 @@ class WarmParent:
 
     @classmethod
     def prepare(
-        cls, settings: Settings, *, hostname: str | None = None, die_with_parent: bool = False
+        cls,
+        settings: Settings,
+        *,
+        hostname: str | None = None,
+        die_with_parent: bool = False,
+        reports_ends: bool = False,
     ) -> WarmParent:
         """Import what tries use, compile the statements they run, freeze the heap
         (fewer pages copied into each child)."""
@@ -108,7 +117,15 @@ class WarmParent:
         host_name()
         gc.collect()
         gc.freeze()
-        return cls(settings, engine, factory, DagFileCache(), hostname, die_with_parent)
+        return cls(
+            settings,
+            engine,
+            factory,
+            DagFileCache(),
+            hostname,
+            die_with_parent=die_with_parent,
+            reports_ends=reports_ends,
+        )
 
     @property
     def standby_pid(self) -> int | None:
@@ -453,6 +470,7 @@ def _task_runner(parent: WarmParent, write_fd: int) -> TaskRunner:  # pragma: no
         hostname=parent.hostname,
         on_recorded=recorded,
         on_state_changed=stop_this_try,
+        wake_scheduler=not parent.reports_ends,
     )
 
 

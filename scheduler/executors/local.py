@@ -50,8 +50,9 @@ class LocalExecutor(Executor):
 
     def start(self) -> None:
         """Warm this process up once, so that its copy (the fork server) starts every
-        try fast."""
-        self._parent = WarmParent.prepare(self.settings)
+        try fast. The server reports each recorded end (`collect`), so the tries do not
+        wake the scheduler themselves."""
+        self._parent = WarmParent.prepare(self.settings, reports_ends=True)
 
     def open_slots(self) -> int:
         return self.parallelism - len(self._children)
