@@ -5,7 +5,7 @@
     python benchmarks/try_child.py --tries 200 --width 1000 --profile /tmp/child-prof
 
 A DAG of ``--width`` independent no-op tasks is parsed and one run is created; the
-harness then becomes a warm parent (as a local executor or a Celery pool process is)
+harness then becomes a warm parent (as a fork server is)
 and forks ``--tries`` tries one after another, each set to queued just before its fork.
 It reports the wall time per try (fork to reaped), the CPU of the children (from
 ``getrusage``), the parent's own CPU, and the CPU the database server spent (Postgres
@@ -105,7 +105,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=1000, help="tasks in the DAG")
     parser.add_argument("--profile", metavar="DIR", help="cProfile each child into DIR")
     parser.add_argument(
-        "--die-with-parent", action="store_true", help="as a Celery pool process forks"
+        "--die-with-parent", action="store_true", help="as a Celery worker's fork server forks"
     )
     parser.add_argument(
         "--no-standby", action="store_true", help="fork each child when its try comes"

@@ -1,4 +1,4 @@
-"""The Celery side of Tradewind: the app, its two tasks, and a worker's process setup.
+"""The Celery side of Tradewind: the app, its two tasks, and how a worker runs them.
 
 A message is a small frozen value (the task-instance key and try number, or a callback
 request id); the worker reloads everything else from the database. Delivery is
@@ -7,8 +7,12 @@ once per try, because the try's child claims it in the database (queued -> runni
 exactly this try number) before running any user code. A duplicate or late delivery is
 acknowledged and dropped, and the log says so.
 
-Each Celery pool process is a warm parent (`worker.try_process.WarmParent`): a try
-runs in a child forked from it, with the same runner as the local executor.
+The worker runs Celery's thread pool: a thread takes a message and asks the worker's
+fork server (`worker.fork_server.SpawnedForkServer`, a process of its own that holds
+only what tries need) to fork the try's child, which runs it with the same runner as
+the local executor, then waits to hear that the child ended. A thread and a fork cost
+far less than a pool process per slot that forks its tries itself and talks to the
+worker through pipes. The tries die with the server, and the server with the worker.
 """
 
 from __future__ import annotations
@@ -16,32 +20,28 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import select
 import selectors
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from celery import Celery, signals
 from celery.exceptions import Reject
-from sqlalchemy.exc import OperationalError
 
 from tradewind.models.base import utcnow
-from tradewind.settings import Settings, get_settings
+from tradewind.settings import Settings
 from tradewind.state import TryEnd
+from worker.fork_server import ForkServer, ForkServerGone, SpawnedForkServer
 from worker.task_runner import TryRequest, host_name
-from worker.try_process import (
-    DONE,
-    NOT_OURS,
-    TryProcess,
-    WarmParent,
-    describe_status,
-    fork_callback,
-    fork_try,
-    stop_group,
-)
+from worker.try_process import describe_status, stop_group
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 logger = logging.getLogger(__name__)
 
@@ -87,66 +87,102 @@ def try_message(request: TryRequest) -> list[Any]:
     return request.as_list()[:-1]
 
 
-# --- the worker's processes ---------------------------------------------------------------
+# --- the worker process -------------------------------------------------------------------
+
+
+class _Server:
+    """The worker's fork server and its connections, one free per idle pool thread."""
+
+    def __init__(self, server: SpawnedForkServer) -> None:
+        self.server = server
+        self._free: queue.SimpleQueue[ForkServer] = queue.SimpleQueue()
+        for connection in server.connections:
+            self._free.put(connection)
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[ForkServer]:
+        connection = self._free.get()
+        try:
+            yield connection
+        finally:
+            self._free.put(connection)
 
 
 @dataclass
 class WorkerState:
-    """Set by `tradewind worker` in the main process; pool processes inherit it."""
+    """Set up by `tradewind worker` (see `start_worker`) for the pool's threads."""
 
     settings: Settings | None = None
     hostname: str | None = None
     queues: list[str] = field(default_factory=list)
-    # Closed by the main process when it starts shutting down; pool processes see EOF.
+    concurrency: int = 1
+    factory: sessionmaker[Session] | None = None  # records tries whose child was lost
+    server: _Server | None = None
+    # Closed when the worker starts shutting down; waiting threads see EOF.
     shutdown_read: int | None = None
     shutdown_write: int | None = None
-    parent: WarmParent | None = None  # in each pool process
-    filelocs: dict[str, str] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 STATE = WorkerState()
 
 
-def prepare_main(settings: Settings, hostname: str, queues: list[str]) -> None:
-    """In `tradewind worker`, before Celery forks its pool."""
+def start_worker(settings: Settings, hostname: str, queues: list[str], concurrency: int) -> None:
+    """In `tradewind worker`, before Celery starts: the fork server (it warms up while
+    Celery connects) and what the pool's threads share."""
+    from tradewind.db import make_engine, make_session_factory
+
     STATE.settings, STATE.hostname, STATE.queues = settings, hostname, queues
+    STATE.concurrency = concurrency
+    STATE.factory = make_session_factory(make_engine(settings))
     STATE.shutdown_read, STATE.shutdown_write = os.pipe()
+    STATE.server = _Server(SpawnedForkServer.spawn(hostname=hostname, connections=concurrency))
 
 
-@signals.worker_process_init.connect
-def _init_pool_process(**_: Any) -> None:
-    """Each pool process becomes a warm parent for the tries it forks."""
-    if STATE.shutdown_write is not None:
-        os.close(STATE.shutdown_write)  # only the main process may signal shutdown
-        STATE.shutdown_write = None
-    settings = STATE.settings or get_settings()
-    STATE.parent = WarmParent.prepare(settings, hostname=STATE.hostname, die_with_parent=True)
+def stop_worker() -> None:
+    """After Celery has stopped: stop the fork server (a try still running ends with
+    it, as interrupted)."""
+    server, STATE.server = STATE.server, None
+    if server is not None:
+        server.server.stop()
 
 
 @signals.worker_shutting_down.connect
 def _on_shutting_down(**_: Any) -> None:
-    """SIGTERM: Celery stops taking messages; tell every pool process to start the
-    grace period of its running try."""
+    """SIGTERM: Celery stops taking messages; tell every thread to start the grace
+    period of its running try."""
     if STATE.shutdown_write is not None:
         with contextlib.suppress(OSError):
             os.close(STATE.shutdown_write)
         STATE.shutdown_write = None
 
 
-def _warm_parent() -> WarmParent:
-    if STATE.parent is None:  # a solo pool, or a task run outside a worker
-        _init_pool_process()
-    assert STATE.parent is not None
-    return STATE.parent
+def _running_server() -> _Server:
+    if STATE.server is None:
+        raise Reject("this process is not a started `tradewind worker`", requeue=True)
+    return STATE.server
 
 
-# --- the tasks (run in pool processes) -------------------------------------------------
+def _replace_server(gone: _Server) -> None:
+    """The fork server died (its tries died with it): start another, once."""
+    with STATE.lock:
+        if STATE.server is not gone or STATE.hostname is None:
+            return
+        logger.error("The fork server (pid %s) ended; starting a new one", gone.server.process.pid)
+        gone.server.stop()
+        STATE.server = _Server(
+            SpawnedForkServer.spawn(hostname=STATE.hostname, connections=STATE.concurrency)
+        )
+
+
+# --- the tasks (run in the pool's threads) ------------------------------------------------
 
 
 def run_try(dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> str:
-    """Run one try in a forked child and wait for it; returns what became of it.
+    """Run one try in a child of the fork server and wait for it; returns what became
+    of it.
 
-    A message this process cannot act on for a passing reason (the database is
+    A message this worker cannot act on for a passing reason (the database is
     unreachable, fork fails, the worker is shutting down) goes back to the queue; one
     for a try that is not queued at this try number is dropped when the child's claim
     finds so.
@@ -154,17 +190,17 @@ def run_try(dag_id: str, run_id: str, task_id: str, map_index: int, try_number: 
     request = TryRequest(dag_id, run_id, task_id, map_index, try_number)
     if _shutting_down():
         raise Reject("the worker is shutting down", requeue=True)
-    parent = _warm_parent()
-    try:
-        # No look at the task instance first: the child's claim (queued -> running at
-        # this try number) is the one check that counts, so a second one here would
-        # only cost every try a query.
-        child = fork_try(parent, request, fileloc=parent.fileloc_of(dag_id))
-    except (OperationalError, OSError) as exc:
-        logger.warning("Cannot start %s now (%s); handing its message back", request, exc)
-        time.sleep(REQUEUE_PAUSE_SECONDS)
-        raise Reject(str(exc), requeue=True) from None
-    ended = _wait(child, parent.settings)
+    # No look at the task instance first: the child's claim (queued -> running at this
+    # try number) is the one check that counts, so a second one here would only cost
+    # every try a query.
+    pid, ended = _run_child(lambda server: server.fork_try(request), str(request))
+    if ended.server_gone:
+        logger.warning(
+            "The fork server ended while %s ran: the try ended with it and is retried "
+            "(it records itself as interrupted, or is found a zombie)",
+            request,
+        )
+        return "lost"
     if ended.not_ours:
         logger.warning(
             "Dropping a duplicate or late delivery of %s: it is not queued at this try "
@@ -174,12 +210,36 @@ def run_try(dag_id: str, run_id: str, task_id: str, map_index: int, try_number: 
         return "dropped"
     if ended.reported:
         return "ran"
-    _end_lost(parent, request, child.pid, ended.status, ended.stopped)
+    _end_lost(request, pid, ended.status, ended.stopped)
     return "lost"
 
 
+def _run_child(ask: Callable[[ForkServer], int], what: str) -> tuple[int, _Ended]:
+    """Have the fork server fork a child (``ask``) and wait for it to end. A message
+    that cannot be started now goes back to its queue."""
+    server = _running_server()
+    with server.connection() as connection:
+        try:
+            pid = ask(connection)
+        except ForkServerGone:
+            _replace_server(server)
+            _hand_back(what, "the fork server ended")
+        except OSError as exc:
+            _hand_back(what, str(exc))
+        ended = _wait(connection, pid, what)
+    if ended.server_gone:
+        _replace_server(server)
+    return pid, ended
+
+
+def _hand_back(what: str, reason: str) -> NoReturn:
+    logger.warning("Cannot start %s now (%s); handing its message back", what, reason)
+    time.sleep(REQUEUE_PAUSE_SECONDS)
+    raise Reject(reason, requeue=True) from None
+
+
 def _shutting_down() -> bool:
-    """Has the main process closed the shutdown pipe (readable at EOF)?"""
+    """Has the worker closed the shutdown pipe (readable at EOF)?"""
     if STATE.shutdown_read is None:
         return False
     readable, _, _ = select.select([STATE.shutdown_read], [], [], 0)
@@ -187,39 +247,41 @@ def _shutting_down() -> bool:
 
 
 def run_callback(request_id: int) -> str:
-    """Run one callback request in a forked child (claimed there, so at most once)."""
-    parent = _warm_parent()
-    child = fork_callback(parent, request_id)
-    ended = _wait(child, parent.settings)
+    """Run one callback request in a child of the fork server (claimed there, so at
+    most once)."""
+    what = f"callback request {request_id}"
+    _, ended = _run_child(lambda server: server.fork_callback(request_id), what)
     if not ended.reported:
-        logger.warning("Callback request %s: %s", request_id, describe_status(ended.status))
+        detail = "the fork server ended" if ended.status is None else describe_status(ended.status)
+        logger.warning("Callback request %s: %s", request_id, detail)
     return "ran" if ended.reported else "lost"
 
 
 @dataclass(frozen=True)
 class _Ended:
-    """How a forked child ended, as its pool process saw it."""
+    """How a forked child ended, as its thread heard."""
 
-    reported: bool  # it wrote DONE: the try's end (or its callback) is recorded
-    status: int  # the wait status
+    reported: bool  # the try's end (or its callback) is recorded
+    status: int | None  # the wait status; None if the server ended first
     stopped: bool  # the shutdown grace period ran out and we stopped it
     not_ours: bool = False  # its claim failed: another process runs this try
+    server_gone: bool = False
 
 
-def _wait(child: TryProcess, settings: Settings) -> _Ended:
-    """Wait for the child to end and say how it ended.
+def _wait(connection: ForkServer, pid: int, what: str) -> _Ended:
+    """Wait for the server to report that child ``pid`` ended, and say how.
 
     When the worker starts shutting down, the try gets ``shutdown_grace_seconds`` to
     finish, then SIGTERM (it records itself as interrupted and is handed back), then
     SIGKILL.
     """
-    os.set_blocking(child.fd, False)
-    said = b""
-    stopped = False
+    assert STATE.settings is not None
+    grace = STATE.settings.shutdown_grace_seconds
+    reported = not_ours = stopped = False
     grace_ends: float | None = None
     kill_at: float | None = None
     selector = selectors.DefaultSelector()
-    selector.register(child.fd, selectors.EVENT_READ, "child")
+    selector.register(connection.sock, selectors.EVENT_READ, "server")
     if STATE.shutdown_read is not None:
         selector.register(STATE.shutdown_read, selectors.EVENT_READ, "shutdown")
     try:
@@ -227,76 +289,52 @@ def _wait(child: TryProcess, settings: Settings) -> _Ended:
             for key, _ in selector.select(timeout=0.5):
                 if key.data == "shutdown":
                     selector.unregister(key.fileobj)
-                    grace_ends = time.monotonic() + settings.shutdown_grace_seconds
-                    logger.info(
-                        "Worker shutting down: %s may finish for %ss",
-                        child.request,
-                        settings.shutdown_grace_seconds,
-                    )
-                else:
-                    said += _read(child.fd)
-            pid, status = os.waitpid(child.pid, os.WNOHANG)
-            if pid != 0:
-                child.reaped(status)
-                said += _read(child.fd)
-                return _Ended(DONE in said, status, stopped, not_ours=NOT_OURS in said)
+                    grace_ends = time.monotonic() + grace
+                    logger.info("Worker shutting down: %s may finish for %ss", what, grace)
+            try:
+                events = connection.events()
+            except ForkServerGone:
+                return _Ended(reported, None, stopped, not_ours, server_gone=True)
+            for event in events:
+                if event["pid"] != pid:
+                    continue
+                if event["op"] == "done":
+                    reported, not_ours = True, bool(event.get("not_ours"))
+                elif event["op"] == "exited":
+                    return _Ended(reported, event["status"], stopped, not_ours)
             now = time.monotonic()
             if grace_ends is not None and now >= grace_ends and not stopped:
-                logger.warning("Stopping %s: the shutdown grace period is over", child.request)
-                stop_group(child.pid, signal.SIGTERM)
+                logger.warning("Stopping %s: the shutdown grace period is over", what)
+                stop_group(pid, signal.SIGTERM)
                 stopped, kill_at = True, now + STOP_AFTER_TERM_SECONDS
             if kill_at is not None and now >= kill_at:
-                stop_group(child.pid, signal.SIGKILL)
+                stop_group(pid, signal.SIGKILL)
                 kill_at = None
     except BaseException:
-        # This pool process is being stopped (billiard's terminate, a cold shutdown):
-        # stop the try first, so it ends as interrupted instead of running on orphaned.
-        _stop_and_reap(child)
+        # This thread is being torn down: stop the try first, so it ends as interrupted
+        # instead of running on unwatched.
+        stop_group(pid, signal.SIGTERM)
         raise
     finally:
         selector.close()
-        os.close(child.fd)
 
 
-def _stop_and_reap(child: TryProcess) -> None:
-    stop_group(child.pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_AFTER_TERM_SECONDS
-    while time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            pid, status = os.waitpid(child.pid, os.WNOHANG)
-            if pid != 0:
-                child.reaped(status)
-                return
-        time.sleep(0.1)
-    stop_group(child.pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        child.reaped(os.waitpid(child.pid, 0)[1])
-
-
-def _read(fd: int) -> bytes:
-    try:
-        return os.read(fd, 64)
-    except (BlockingIOError, OSError):
-        return b""
-
-
-def _end_lost(
-    parent: WarmParent, request: TryRequest, pid: int, status: int, interrupted: bool
-) -> None:
+def _end_lost(request: TryRequest, pid: int, status: int | None, interrupted: bool) -> None:
     from tradewind.db import session_scope
     from worker.lost_tries import end_lost_try
 
-    detail = describe_status(status)
+    assert STATE.factory is not None
+    detail = "the fork server ended" if status is None else describe_status(status)
     if interrupted:
         detail = f"the worker shut down and {detail}"
-    with session_scope(parent.factory) as session:
+    with session_scope(STATE.factory) as session:
         end_lost_try(
             session,
             request,
             detail,
             now=utcnow(),
             end=TryEnd.INTERRUPTED if interrupted else TryEnd.LOST,
-            reporter=f"worker {parent.hostname or host_name()}",
+            reporter=f"worker {STATE.hostname or host_name()}",
             pid=pid,
         )
 

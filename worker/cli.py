@@ -82,7 +82,6 @@ def _worker(args: argparse.Namespace, ctx: CliContext) -> int:
     hostname = args.hostname or host_name()
     ctx.session_factory  # noqa: B018 - refuse an unmigrated database before starting
     configure_daemon_logging(settings.log_level)
-    celery_app.prepare_main(settings, hostname, queues)
     app = celery_app.make_app(settings)
     heartbeat = celery_app.WorkerHeartbeat(settings, hostname, queues, concurrency)
 
@@ -98,19 +97,25 @@ def _worker(args: argparse.Namespace, ctx: CliContext) -> int:
     signals.worker_ready.connect(ready, weak=False)
     signals.worker_shutdown.connect(shut_down, weak=False)
     node = hostname if "@" in hostname else f"tradewind@{hostname}"
-    app.worker_main(
-        [
-            "worker",
-            f"--queues={','.join(queues)}",
-            f"--concurrency={concurrency}",
-            f"--hostname={node}",
-            f"--loglevel={settings.log_level}",
-            "--pool=prefork",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ]
-    )
+    celery_app.start_worker(settings, hostname, queues, concurrency)
+    try:
+        app.worker_main(
+            [
+                "worker",
+                f"--queues={','.join(queues)}",
+                f"--concurrency={concurrency}",
+                f"--hostname={node}",
+                f"--loglevel={settings.log_level}",
+                # Each thread waits for a try's child, forked by the worker's fork
+                # server (see worker.celery_app).
+                "--pool=threads",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ]
+        )
+    finally:
+        celery_app.stop_worker()
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The local executor's fork server: a process that forks tries so the scheduler does not.
+"""Fork servers: processes that fork tries so the scheduler and the worker do not.
 
 A fork costs its parent in proportion to the parent's mapped memory, and afterwards
 every page the parent writes is copied once more (it is shared with the new child).
@@ -8,18 +8,26 @@ is a copy of the warm scheduler process (`worker.try_process.WarmParent`) that d
 nothing but fork tries and callbacks, watch them and report to the scheduler over one
 socket: a try's end recorded ("done"), a process ended ("exited", with its wait status).
 
-It is forked when the executor first needs it and stopped when it has had nothing to
-do for STANDBY_IDLE_SECONDS, so an idle scheduler keeps no extra process. When the
-scheduler dies, the server sees its socket close and exits; the tries it started go on
-and record their own ends, exactly as the children of a killed scheduler did. When the
-server dies, the executor stops tracking its tries (they still record their ends, and
-the liveness checks catch any that die unrecorded) and starts a new server.
+The local executor's server is forked from the scheduler when the first try comes and
+stopped when it has had nothing to do for STANDBY_IDLE_SECONDS, so an idle scheduler
+keeps no extra process. When the scheduler dies, the server sees its socket close and
+exits; the tries it started go on and record their own ends, exactly as the children of
+a killed scheduler did. When the server dies, the executor stops tracking its tries
+(they still record their ends, and the liveness checks catch any that die unrecorded)
+and starts a new server.
 
-Messages are JSON objects over a SOCK_SEQPACKET socket pair (one message per packet).
+A Celery worker spawns its server as a new process (`SpawnedForkServer`, running this
+module), one connection per thread of its pool: it is not a copy of a process that runs
+Celery's threads, and it holds only what tries need. Its tries die with it (see
+`WarmParent.die_with_parent`), and it exits when the worker's connections close.
+
+Messages are JSON objects over SOCK_SEQPACKET socket pairs (one message per packet); a
+server reports a child's events on the connection that asked for it.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import logging
@@ -27,13 +35,17 @@ import os
 import selectors
 import signal
 import socket
+import subprocess
+import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from worker.task_runner import TryRequest
 from worker.try_process import (
     DONE,
+    NOT_OURS,
     STANDBY_IDLE_SECONDS,
     TryProcess,
     WarmParent,
@@ -41,6 +53,9 @@ from worker.try_process import (
     fork_try,
     read_available,
 )
+
+if TYPE_CHECKING:
+    from tradewind.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +72,8 @@ class ForkServerGone(Exception):
 
 @dataclass
 class ForkServer:
-    """The scheduler's handle on its fork server process."""
+    """One connection to a fork server process: the scheduler's, or one thread's of a
+    Celery worker. Not for two threads at once."""
 
     pid: int
     sock: socket.socket
@@ -66,11 +82,12 @@ class ForkServer:
 
     @classmethod
     def start(cls, parent: WarmParent) -> ForkServer:
+        """Fork a server from this (warm) process, with one connection."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the server never returns
             ours.close()
-            _serve(parent, theirs)
+            _serve(parent, [theirs])
         theirs.close()
         return cls(pid, ours)
 
@@ -86,10 +103,11 @@ class ForkServer:
         return self._ask({"op": "callback", "request_id": request_id})
 
     def events(self) -> list[dict[str, Any]]:
-        """What happened since the last call: ``{"op": "done", "pid": P}`` (the try's
-        end is recorded, or its claim found it taken) and ``{"op": "exited", "pid": P,
-        "status": S}``. Raises `ForkServerGone` if the server is gone
-        (the events it sent before are returned by the next call first)."""
+        """What happened since the last call to the children this connection asked for:
+        ``{"op": "done", "pid": P}`` (the try's end is recorded; with ``"not_ours":
+        true`` when its claim found it taken) and ``{"op": "exited", "pid": P,
+        "status": S}``. Raises `ForkServerGone` if the server is gone (the events it
+        sent before are returned by the next call first)."""
         while True:
             try:
                 data = self.sock.recv(MAX_MESSAGE, socket.MSG_DONTWAIT)
@@ -106,7 +124,8 @@ class ForkServer:
         return events
 
     def stop(self) -> None:
-        """Close the socket (the server discards its standby and exits) and reap it."""
+        """Close the socket (a server with no other connection discards its standby and
+        exits) and reap the server, which this process forked."""
         self.sock.close()
         deadline = time.monotonic() + SERVER_EXIT_SECONDS
         with contextlib.suppress(ChildProcessError):
@@ -139,6 +158,46 @@ class ForkServer:
             self._events.append(answer)
 
 
+@dataclass
+class SpawnedForkServer:
+    """A fork server started as a new process (``python -m worker.fork_server``) with
+    one connection per thread that will use it; its tries die with it."""
+
+    process: subprocess.Popen[bytes]
+    connections: list[ForkServer]
+
+    @classmethod
+    def spawn(cls, *, hostname: str, connections: int) -> SpawnedForkServer:
+        """Start one; it reads the settings from the environment, as this process did.
+        It answers once it has warmed up (about a second); requests wait until then."""
+        pairs = [
+            socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in range(connections)
+        ]
+        theirs = [b.fileno() for _, b in pairs]
+        try:
+            command = [sys.executable, "-m", "worker.fork_server", "--hostname", hostname]
+            process = subprocess.Popen([*command, *map(str, theirs)], pass_fds=theirs)
+        except BaseException:
+            for a, b in pairs:
+                a.close()
+                b.close()
+            raise
+        for _, b in pairs:
+            b.close()
+        return cls(process, [ForkServer(process.pid, a) for a, _ in pairs])
+
+    def stop(self) -> None:
+        """Close every connection (the server discards its standby and exits; tries
+        still running end with it) and wait for it."""
+        for connection in self.connections:
+            connection.sock.close()
+        try:
+            self.process.wait(timeout=SERVER_EXIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
 # --- the server -------------------------------------------------------------------------------
 
 
@@ -146,18 +205,36 @@ class ForkServer:
 class _Served:
     process: TryProcess
     pidfd: int
+    client: socket.socket  # the connection that asked for it, which hears of it
     done_sent: bool = False
 
 
-def _serve(parent: WarmParent, sock: socket.socket) -> NoReturn:  # pragma: no cover
-    """The server's whole life (in the forked process): answer requests, report what
-    the children do, exit when the scheduler's end of the socket closes."""
+def main(argv: Sequence[str] | None = None) -> NoReturn:  # pragma: no cover - a process
+    """A spawned server (see `SpawnedForkServer`): ``--hostname H FD...``."""
+    from tradewind.processes import configure_daemon_logging
+    from tradewind.settings import get_settings
+
+    parser = argparse.ArgumentParser(prog="python -m worker.fork_server")
+    parser.add_argument("--hostname", required=True)
+    parser.add_argument("fds", nargs="+", type=int)
+    args = parser.parse_args(argv)
+    settings: Settings = get_settings()
+    configure_daemon_logging(settings.log_level)
+    socks = [socket.socket(fileno=fd) for fd in args.fds]
+    parent = WarmParent.prepare(settings, hostname=args.hostname, die_with_parent=True)
+    _serve(parent, socks)
+
+
+def _serve(parent: WarmParent, socks: list[socket.socket]) -> NoReturn:  # pragma: no cover
+    """The server's whole life: answer requests, report what the children do, exit when
+    every connection has closed (its client stopped, or died)."""
     code = 1
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scheduler's to handle
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the client's to handle
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        parent.private_fds = [sock.fileno()]  # the tries must not hold the socket open
-        _Server(parent, sock).loop()
+        # The tries must not hold a connection open.
+        parent.private_fds = [sock.fileno() for sock in socks]
+        _Server(parent, socks).loop()
         code = 0
     except BaseException:
         logger.exception("The fork server failed")
@@ -166,30 +243,46 @@ def _serve(parent: WarmParent, sock: socket.socket) -> NoReturn:  # pragma: no c
 
 
 class _Server:  # pragma: no cover - runs in the fork server process
-    def __init__(self, parent: WarmParent, sock: socket.socket) -> None:
+    def __init__(self, parent: WarmParent, socks: list[socket.socket]) -> None:
         self.parent = parent
-        self.sock = sock
+        self.clients = {sock.fileno(): sock for sock in socks}
         self.children: dict[int, _Served] = {}
         self.selector = selectors.DefaultSelector()
-        self.selector.register(sock, selectors.EVENT_READ, ("control", 0))
+        for sock in socks:
+            self.selector.register(sock, selectors.EVENT_READ, ("control", sock.fileno()))
 
     def loop(self) -> None:
-        while True:
+        while self.clients:
             for key, _ in self.selector.select(timeout=1.0):
-                kind, pid = key.data
-                if kind == "control":
-                    data = self.sock.recv(MAX_MESSAGE)
-                    if not data:  # the scheduler closed its end, or died
-                        self.parent.close()
-                        return
-                    self._answer(json.loads(data))
-                elif kind == "done":
-                    self._read_done(pid)
-                elif kind == "exit":
-                    self._reap(pid)
+                # An earlier event of this batch may have dropped the client or reaped
+                # the child that this one is about.
+                kind, number = key.data
+                if kind == "control" and number in self.clients:
+                    self._hear(self.clients[number])
+                elif kind == "done" and number in self.children:
+                    self._read_done(number)
+                elif kind == "exit" and number in self.children:
+                    self._reap(number)
             self.parent.expire_standby()
+        self.parent.close()
 
-    def _answer(self, message: dict[str, Any]) -> None:
+    def _hear(self, client: socket.socket) -> None:
+        try:
+            data = client.recv(MAX_MESSAGE)
+        except OSError:  # reset: the client closed its end with our reports unread
+            data = b""
+        if data:
+            self._answer(client, json.loads(data))
+        else:
+            self._drop(client)
+
+    def _drop(self, client: socket.socket) -> None:
+        """The client closed its end, or died: its children go on, unreported."""
+        if self.clients.pop(client.fileno(), None) is not None:
+            self.selector.unregister(client)
+            client.close()
+
+    def _answer(self, client: socket.socket, message: dict[str, Any]) -> None:
         try:
             if message["op"] == "try":
                 request = TryRequest.from_list(message["request"])
@@ -202,43 +295,66 @@ class _Server:  # pragma: no cover - runs in the fork server process
             else:
                 started = fork_callback(self.parent, int(message["request_id"]))
         except Exception as exc:  # the fork failed (or the database did, for fileloc_of)
-            self._send({"op": "error", "message": f"{type(exc).__name__}: {exc}"})
+            self._reply(client, {"op": "error", "message": f"{type(exc).__name__}: {exc}"})
             return
-        self._track(started)
-        self._send({"op": "started", "pid": started.pid})
-        self.parent.refill_standby()  # after answering: the scheduler does not wait for it
+        self._track(started, client)
+        self._reply(client, {"op": "started", "pid": started.pid})
+        self.parent.refill_standby()  # after answering: the client does not wait for it
 
-    def _track(self, started: TryProcess) -> None:
+    def _track(self, started: TryProcess, client: socket.socket) -> None:
         os.set_blocking(started.fd, False)
         pidfd = os.pidfd_open(started.pid)
-        self.children[started.pid] = _Served(started, pidfd)
+        self.children[started.pid] = _Served(started, pidfd, client)
         self.selector.register(started.fd, selectors.EVENT_READ, ("done", started.pid))
         self.selector.register(pidfd, selectors.EVENT_READ, ("exit", started.pid))
 
     def _read_done(self, pid: int) -> None:
         served = self.children[pid]
         said = read_available(served.process.fd)
-        if DONE in said and not served.done_sent:
-            served.done_sent = True
-            self._send({"op": "done", "pid": pid})
+        self._report_done(served, said)
         if not said:  # EOF: the process is ending; its pidfd says when it has
             self.selector.unregister(served.process.fd)
+
+    def _report_done(self, served: _Served, said: bytes) -> None:
+        if DONE in said and not served.done_sent:
+            served.done_sent = True
+            done: dict[str, Any] = {"op": "done", "pid": served.process.pid}
+            if NOT_OURS in said:
+                done["not_ours"] = True
+            self._tell(served, done)
 
     def _reap(self, pid: int) -> None:
         served = self.children.pop(pid)
         _, status = os.waitpid(pid, 0)
-        if not served.done_sent and DONE in read_available(served.process.fd):
-            self._send({"op": "done", "pid": pid})
+        self._report_done(served, read_available(served.process.fd))
         with contextlib.suppress(KeyError):  # already gone at EOF
             self.selector.unregister(served.process.fd)
         self.selector.unregister(served.pidfd)
         os.close(served.pidfd)
         os.close(served.process.fd)
         served.process.reaped(status)
-        self._send({"op": "exited", "pid": pid, "status": status})
+        self._tell(served, {"op": "exited", "pid": pid, "status": status})
 
-    def _send(self, message: dict[str, Any]) -> None:
-        self.sock.send(json.dumps(message).encode())
+    def _reply(self, client: socket.socket, message: dict[str, Any]) -> None:
+        try:
+            _send(client, message)
+        except OSError:
+            self._drop(client)
+
+    def _tell(self, served: _Served, message: dict[str, Any]) -> None:
+        client = served.client
+        if client.fileno() in self.clients:  # not if that client has gone
+            try:
+                _send(client, message)
+            except OSError:
+                self._drop(client)
 
 
-__all__ = ["STANDBY_IDLE_SECONDS", "ForkServer", "ForkServerGone"]
+def _send(client: socket.socket, message: dict[str, Any]) -> None:  # pragma: no cover
+    client.send(json.dumps(message).encode())
+
+
+__all__ = ["STANDBY_IDLE_SECONDS", "ForkServer", "ForkServerGone", "SpawnedForkServer"]
+
+if __name__ == "__main__":  # pragma: no cover - see `SpawnedForkServer`
+    main()

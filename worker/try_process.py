@@ -1,6 +1,6 @@
 """One process per try, forked from a warm parent.
 
-The local executor's fork server (`worker.fork_server`) and every Celery pool process
+The fork servers (`worker.fork_server`: the local executor's and each Celery worker's)
 are such parents: they import once what tries use, compile the statements a try runs
 and freeze their heap, so a forked child starts a try in milliseconds. A crash,
 ``os._exit``, segfault or timeout ends only that child; the parent sees it end, and a
@@ -76,8 +76,9 @@ class WarmParent:
     factory: sessionmaker[Session]
     dags: DagFileCache
     hostname: str | None = None
-    # Celery workers: a try dies with its worker (so a dead worker's try is a zombie and
-    # is retried elsewhere). The local executor lets a try outlive a killed scheduler.
+    # A Celery worker's fork server: a try dies with it, and it with its worker (so a
+    # dead worker's try is a zombie and is retried elsewhere). The local executor lets
+    # a try outlive a killed scheduler.
     die_with_parent: bool = False
     # Keep one child forked ahead of the next try (see `_Standby`).
     standby: bool = True
@@ -133,7 +134,7 @@ class WarmParent:
         return None if self._standby is None else self._standby.process.pid
 
     def close(self) -> None:
-        """End the standby child, if any (an executor or pool process stopping)."""
+        """End the standby child, if any (a fork server stopping)."""
         standby, self._standby = self._standby, None
         if standby is not None:
             standby.discard()

@@ -5,7 +5,9 @@ A parent keeps one child forked ahead of the next try. It must run exactly the t
 is handed, never one of a DAG file the parent loaded after forking it, and end without
 running anything when it is discarded or has waited too long. The fork server reports
 every try's end and exit; it goes when its scheduler goes, without taking the tries
-with it, and the executor carries on when it dies.
+with it, and the executor carries on when it dies. A Celery worker's spawned server
+tells each of its connections of the children that connection asked for, and ends, with
+its tries, when the worker's connections close.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from tradewind.models.base import utcnow
 from tradewind.settings import Settings
 from tradewind.state import DagRunType
 from worker import try_process
-from worker.fork_server import ForkServer, ForkServerGone
+from worker.fork_server import ForkServer, ForkServerGone, SpawnedForkServer
 from worker.task_runner import TryRequest
 from worker.try_process import TryProcess, WarmParent, fork_try, stop_group
 
@@ -344,3 +346,72 @@ def test_the_local_executor_carries_on_when_its_fork_server_dies(
         gc.unfreeze()
     assert states(session_factory, "one") == {"t0": "success", "t1": "success", "t2": "queued"}
     assert side.read_text().splitlines() == ["one.t0", "one.t1"]
+
+
+# --- a Celery worker's spawned fork server --------------------------------------------------
+
+
+@pytest.fixture
+def spawned(settings: Settings) -> Iterator[SpawnedForkServer]:
+    """A spawned server with two connections (it reads the test's settings from the
+    environment, as a worker's does)."""
+    spawned = SpawnedForkServer.spawn(hostname="spawned-test", connections=2)
+    yield spawned
+    spawned.stop()
+
+
+def test_a_spawned_server_tells_each_connection_of_its_own_children(
+    spawned: SpawnedForkServer,
+    queued_runs: dict[str, str],
+    session_factory: sessionmaker[Session],
+    side: Path,
+) -> None:
+    first, second = spawned.connections
+    ones = [first.fork_try(TryRequest("one", queued_runs["one"], f"t{i}", -1, 1)) for i in (0, 1)]
+    two = second.fork_try(TryRequest("two", queued_runs["two"], "t0", -1, 1))
+    heard_first: list[dict[str, object]] = []
+
+    def both_exited() -> bool:
+        heard_first.extend(first.events())
+        return {e["pid"] for e in heard_first if e["op"] == "exited"} == set(ones)
+
+    wait_for(both_exited, "the first connection's tries to exit")
+    heard_second = events_until(second, {"op": "exited", "pid": two})
+    assert {event["pid"] for event in heard_first} == set(ones)
+    assert {event["pid"] for event in heard_second} == {two}
+    assert {"op": "done", "pid": two} in heard_second
+    assert sorted(side.read_text().splitlines()) == ["one.t0", "one.t1", "two.t0"]
+    query = select(TaskInstance.hostname).where(TaskInstance.state == "success")
+    with session_scope(session_factory) as session:
+        assert set(session.scalars(query)) == {"spawned-test"}
+
+
+def test_a_spawned_server_marks_a_duplicate_claim_as_not_ours(
+    spawned: SpawnedForkServer, queued_runs: dict[str, str]
+) -> None:
+    connection = spawned.connections[0]
+    request = TryRequest("one", queued_runs["one"], "t0", -1, 1)
+    first = connection.fork_try(request)
+    events_until(connection, {"op": "exited", "pid": first})
+    again = connection.fork_try(request)  # no longer queued at try 1
+    assert {"op": "done", "pid": again, "not_ours": True} in events_until(
+        connection, {"op": "exited", "pid": again}
+    )
+
+
+def test_a_spawned_server_ends_with_its_connections_and_takes_its_tries_with_it(
+    spawned: SpawnedForkServer, slow_run: str, session_factory: sessionmaker[Session]
+) -> None:
+    run_id = queued_run(session_factory, "stuck")
+    stuck = spawned.connections[1].fork_try(TryRequest("stuck", run_id, "wait", -1, 1))
+    try:
+        wait_for(lambda: states(session_factory, "stuck")["wait"] == "running", "the try")
+        # As when the worker dies: every connection closes.
+        for connection in spawned.connections:
+            connection.sock.close()
+        assert spawned.process.wait(timeout=30) == 0
+        # The try heard its parent die and stopped as interrupted.
+        wait_for(lambda: not pid_alive(stuck), "the try to end with its server")
+        wait_for(lambda: states(session_factory, "stuck")["wait"] == "up_for_retry", "its end")
+    finally:
+        stop_group(stuck, signal.SIGKILL)
