@@ -69,7 +69,9 @@ def make_engine(settings: Settings, *, lends: bool = False, **engine_options: An
 
     ``lends``: the engine of a parent that lends connections to the children it forks
     (see `ConnectionLoan`); on Postgres its connections never prepare statements, so
-    that neither side can drop or reuse a statement the other prepared.
+    that neither side can drop or reuse a statement the other prepared, and are not
+    pinged at each checkout (a round trip each, several per try): a connection is
+    pinged before a loan only if it has rested in the pool.
     """
     url = normalize_url(settings.resolved_database_url)
     if url.get_backend_name() == "sqlite":
@@ -78,9 +80,12 @@ def make_engine(settings: Settings, *, lends: bool = False, **engine_options: An
         options: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
         if lends:
             options["connect_args"] = {"prepare_threshold": None}
+            options["pool_pre_ping"] = False
         options.update(engine_options)
         engine = create_engine(url, **options)
         key = id(engine)
+        if lends:
+            event.listen(engine, "checkin", _note_checkin)
 
         @event.listens_for(engine, "do_connect")
         def _connect(_dialect: Any, _record: Any, _cargs: Any, _cparams: Any) -> Any:
@@ -117,6 +122,9 @@ os.register_at_fork(after_in_child=_forget_inherited_connections)
 # cache), and a child that did not exit cleanly may have left it mid-conversation, so
 # then the parent closes it instead of pooling it again.
 _lent: dict[int, Any] = {}  # in a child: id(engine) -> the DBAPI connection it inherited
+# A connection back in the pool for longer than this is pinged before it is lent (a
+# database restarted meanwhile would have closed it); one lent again at once is not.
+LOAN_PING_AFTER_SECONDS = 1.0
 
 
 class ConnectionLoan:
@@ -140,7 +148,7 @@ class ConnectionLoan:
         connection = fairy.dbapi_connection
         if getattr(connection, "prepare_threshold", 0) is not None:
             fairy.close()  # not an engine made with ``lends=True``: lend nothing
-        elif _is_idle(connection):
+        elif _is_idle(connection) and (not _rested(fairy) or _answers(engine, connection)):
             self._fairy = fairy
         else:
             fairy.invalidate()
@@ -159,6 +167,23 @@ class ConnectionLoan:
             fairy.close()
         else:
             fairy.invalidate()
+
+
+def _note_checkin(_dbapi_connection: Any, record: Any) -> None:
+    if record is not None:
+        record.info["checked_in_at"] = time.monotonic()
+
+
+def _rested(fairy: Any) -> bool:
+    checked_in_at = fairy.info.get("checked_in_at")
+    return checked_in_at is None or time.monotonic() - checked_in_at > LOAN_PING_AFTER_SECONDS
+
+
+def _answers(engine: Engine, dbapi_connection: Any) -> bool:
+    try:
+        return bool(engine.dialect.do_ping(dbapi_connection))
+    except Exception:
+        return False
 
 
 def _is_idle(dbapi_connection: Any) -> bool:

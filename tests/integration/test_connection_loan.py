@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 from tradewind.db import ConnectionLoan
@@ -119,6 +119,53 @@ def test_neither_side_drops_a_statement_the_other_relies_on(pg_engine: Engine) -
             conn.execute(text("SELECT 2 WHERE 2 = :two"), {"two": 2})
         prepared = conn.execute(text("SELECT count(*) FROM pg_prepared_statements")).scalar()
     assert prepared == 0
+
+
+def terminate(engine: Engine, backend: int) -> None:
+    """End a backend from the server's side, as a restarted database would."""
+    other = create_engine(engine.url.render_as_string(hide_password=False))
+    try:
+        with other.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+            conn.commit()
+    finally:
+        other.dispose()
+
+
+@pytest.mark.postgres
+def test_a_connection_that_rested_is_pinged_before_a_loan_and_a_dead_one_not_lent(
+    pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tradewind import db
+
+    dead = backend_pid(pg_engine)  # back in the pool now
+    terminate(pg_engine, dead)
+    monkeypatch.setattr(db, "LOAN_PING_AFTER_SECONDS", 0.0)  # it has rested long enough
+    loan, pid, fd = fork_with_loan(pg_engine, lambda: None)
+    lent_to = int(read_line(fd))
+    _, status = os.waitpid(pid, 0)
+    loan.settle(clean=status == 0)
+    assert status == 0
+    assert lent_to != dead  # the child connected itself instead
+
+
+@pytest.mark.postgres
+def test_a_connection_lent_again_at_once_is_not_pinged(
+    pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pings: list[object] = []
+    real_ping = pg_engine.dialect.do_ping
+
+    def counted_ping(dbapi_connection: object) -> bool:
+        pings.append(dbapi_connection)
+        return real_ping(dbapi_connection)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pg_engine.dialect, "do_ping", counted_ping)
+    backend_pid(pg_engine)  # checked in just now
+    loan = ConnectionLoan(pg_engine)
+    loan.settle(clean=True)
+    assert pings == []
+    assert backend_pid(pg_engine)  # and it still works
 
 
 @pytest.mark.postgres
