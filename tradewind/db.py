@@ -215,7 +215,7 @@ def _sqlite_engine(url: URL, busy_timeout: float, **engine_options: Any) -> Engi
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        cursor.execute(_busy_timeout_pragma(busy_timeout))
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -234,6 +234,10 @@ def _sqlite_engine(url: URL, busy_timeout: float, **engine_options: Any) -> Engi
 # for most of each sleep while every writer waits.
 WRITE_LOCK_FIRST_PAUSE_SECONDS = 0.0002
 WRITE_LOCK_MAX_PAUSE_SECONDS = 0.003
+
+
+def _busy_timeout_pragma(seconds: float) -> str:
+    return f"PRAGMA busy_timeout={int(seconds * 1000)}"
 
 
 def _take_write_lock(conn: Connection, timeout: float) -> None:
@@ -261,7 +265,7 @@ def _take_write_lock(conn: Connection, timeout: float) -> None:
             pause = min(pause * 2, WRITE_LOCK_MAX_PAUSE_SECONDS)
         conn.exec_driver_sql("BEGIN IMMEDIATE")
     finally:
-        cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        cursor.execute(_busy_timeout_pragma(timeout))
         cursor.close()
 
 

@@ -90,10 +90,12 @@ def try_message(request: TryRequest) -> list[Any]:
 # --- the worker process -------------------------------------------------------------------
 
 
-class _Server:
-    """The worker's fork server and its connections, one free per idle pool thread."""
+class _ServerConnections:
+    """The worker's fork server, spawned, and its connections: one free per idle thread
+    of the pool."""
 
-    def __init__(self, server: SpawnedForkServer) -> None:
+    def __init__(self, hostname: str, concurrency: int) -> None:
+        server = SpawnedForkServer.spawn(hostname=hostname, connections=concurrency)
         self.server = server
         self._free: queue.SimpleQueue[ForkServer] = queue.SimpleQueue()
         for connection in server.connections:
@@ -114,10 +116,9 @@ class WorkerState:
 
     settings: Settings | None = None
     hostname: str | None = None
-    queues: list[str] = field(default_factory=list)
     concurrency: int = 1
     factory: sessionmaker[Session] | None = None  # records tries whose child was lost
-    server: _Server | None = None
+    server: _ServerConnections | None = None
     # Closed when the worker starts shutting down; waiting threads see EOF.
     shutdown_read: int | None = None
     shutdown_write: int | None = None
@@ -127,16 +128,15 @@ class WorkerState:
 STATE = WorkerState()
 
 
-def start_worker(settings: Settings, hostname: str, queues: list[str], concurrency: int) -> None:
+def start_worker(settings: Settings, hostname: str, concurrency: int) -> None:
     """In `tradewind worker`, before Celery starts: the fork server (it warms up while
     Celery connects) and what the pool's threads share."""
     from tradewind.db import make_engine, make_session_factory
 
-    STATE.settings, STATE.hostname, STATE.queues = settings, hostname, queues
-    STATE.concurrency = concurrency
+    STATE.settings, STATE.hostname, STATE.concurrency = settings, hostname, concurrency
     STATE.factory = make_session_factory(make_engine(settings))
     STATE.shutdown_read, STATE.shutdown_write = os.pipe()
-    STATE.server = _Server(SpawnedForkServer.spawn(hostname=hostname, connections=concurrency))
+    STATE.server = _ServerConnections(hostname, concurrency)
 
 
 def stop_worker() -> None:
@@ -157,22 +157,20 @@ def _on_shutting_down(**_: Any) -> None:
         STATE.shutdown_write = None
 
 
-def _running_server() -> _Server:
+def _running_server() -> _ServerConnections:
     if STATE.server is None:
         raise Reject("this process is not a started `tradewind worker`", requeue=True)
     return STATE.server
 
 
-def _replace_server(gone: _Server) -> None:
+def _replace_server(gone: _ServerConnections) -> None:
     """The fork server died (its tries died with it): start another, once."""
     with STATE.lock:
         if STATE.server is not gone or STATE.hostname is None:
             return
         logger.error("The fork server (pid %s) ended; starting a new one", gone.server.process.pid)
         gone.server.stop()
-        STATE.server = _Server(
-            SpawnedForkServer.spawn(hostname=STATE.hostname, connections=STATE.concurrency)
-        )
+        STATE.server = _ServerConnections(STATE.hostname, STATE.concurrency)
 
 
 # --- the tasks (run in the pool's threads) ------------------------------------------------

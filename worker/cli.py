@@ -97,7 +97,7 @@ def _worker(args: argparse.Namespace, ctx: CliContext) -> int:
     signals.worker_ready.connect(ready, weak=False)
     signals.worker_shutdown.connect(shut_down, weak=False)
     node = hostname if "@" in hostname else f"tradewind@{hostname}"
-    celery_app.start_worker(settings, hostname, queues, concurrency)
+    celery_app.start_worker(settings, hostname, concurrency)
     try:
         app.worker_main(
             [

@@ -3,10 +3,10 @@
 A fork costs its parent in proportion to the parent's mapped memory, and afterwards
 every page the parent writes is copied once more (it is shared with the new child).
 The scheduler writes many pages between two forks, so forking each try (and the standby
-for the next one) from the scheduler cost it about a third of its time. The fork server
-is a copy of the warm scheduler process (`worker.try_process.WarmParent`) that does
-nothing but fork tries and callbacks, watch them and report to the scheduler over one
-socket: a try's end recorded ("done"), a process ended ("exited", with its wait status).
+for the next one) from the scheduler cost it about a third of its time. A fork server is
+a warm parent (`worker.try_process.WarmParent`) that does nothing but fork tries and
+callbacks, watch them and report to its client: a try's end recorded ("done"), a
+process ended ("exited", with its wait status).
 
 The local executor's server is forked from the scheduler when the first try comes and
 stopped when it has had nothing to do for STANDBY_IDLE_SECONDS, so an idle scheduler
@@ -40,7 +40,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from worker.task_runner import TryRequest
 from worker.try_process import (
@@ -53,9 +53,6 @@ from worker.try_process import (
     fork_try,
     read_available,
 )
-
-if TYPE_CHECKING:
-    from tradewind.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:  # pragma: no cover - a
     parser.add_argument("--hostname", required=True)
     parser.add_argument("fds", nargs="+", type=int)
     args = parser.parse_args(argv)
-    settings: Settings = get_settings()
+    settings = get_settings()
     configure_daemon_logging(settings.log_level)
     socks = [socket.socket(fileno=fd) for fd in args.fds]
     parent = WarmParent.prepare(settings, hostname=args.hostname, die_with_parent=True)
@@ -321,7 +318,7 @@ class _Server:  # pragma: no cover - runs in the fork server process
             done: dict[str, Any] = {"op": "done", "pid": served.process.pid}
             if NOT_OURS in said:
                 done["not_ours"] = True
-            self._tell(served, done)
+            self._reply(served.client, done)
 
     def _reap(self, pid: int) -> None:
         served = self.children.pop(pid)
@@ -333,25 +330,16 @@ class _Server:  # pragma: no cover - runs in the fork server process
         os.close(served.pidfd)
         os.close(served.process.fd)
         served.process.reaped(status)
-        self._tell(served, {"op": "exited", "pid": pid, "status": status})
+        self._reply(served.client, {"op": "exited", "pid": pid, "status": status})
 
     def _reply(self, client: socket.socket, message: dict[str, Any]) -> None:
+        """Send ``message`` to ``client``, unless it has gone (then drop it)."""
+        if client.fileno() not in self.clients:
+            return
         try:
-            _send(client, message)
+            client.send(json.dumps(message).encode())
         except OSError:
             self._drop(client)
-
-    def _tell(self, served: _Served, message: dict[str, Any]) -> None:
-        client = served.client
-        if client.fileno() in self.clients:  # not if that client has gone
-            try:
-                _send(client, message)
-            except OSError:
-                self._drop(client)
-
-
-def _send(client: socket.socket, message: dict[str, Any]) -> None:  # pragma: no cover
-    client.send(json.dumps(message).encode())
 
 
 __all__ = ["STANDBY_IDLE_SECONDS", "ForkServer", "ForkServerGone", "SpawnedForkServer"]

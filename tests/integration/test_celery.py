@@ -30,6 +30,7 @@ from tests.integration.test_executor_contract import (
     instances,
     parse_and_unpause,
 )
+from tests.integration.test_try_process import children_of
 from tradewind.db import session_scope
 from tradewind.models import LogChunk, TaskInstance
 from tradewind.settings import Settings
@@ -207,6 +208,45 @@ def test_a_try_whose_worker_is_killed_stops_and_is_handed_back(
     assert run.state == "success", cluster.output()
     survivor = next(name for name in workers if name != first.hostname)
     assert executions(side) == [f"work try 1 on {first.hostname}", f"work try 2 on {survivor}"]
+
+
+def fork_server_of(worker_pid: int) -> int | None:
+    """The pid of the worker's spawned fork server (a child running worker.fork_server)."""
+    for pid in children_of(worker_pid):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                if b"worker.fork_server" in handle.read():
+                    return pid
+        except OSError:
+            continue
+    return None
+
+
+def test_a_worker_whose_fork_server_dies_starts_another_and_its_try_runs_again(
+    cluster: Cluster,
+    dags_folder: Path,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    side: Path,
+) -> None:
+    write(dags_folder, "sleeper.py", side, SLEEPER.format(first_try_seconds=300, retries=1))
+    parse_and_unpause(session_factory, settings, "sleeper")
+    worker = cluster.worker("worker-a")
+    cluster.scheduler()
+    cluster.trigger("sleeper")
+    first = wait_for(lambda: inside_first_try(session_factory, side), "the first try")
+    server = fork_server_of(worker.pid)
+    assert server is not None
+    os.kill(server, signal.SIGKILL)
+    # The try ends with its server (it stops as interrupted); the worker carries on with
+    # a new server, which runs the second try.
+    wait_for(lambda: not pid_alive(first.pid), "the try to end with its server")
+    run = finished_run(session_factory, "sleeper", cluster)
+    assert run.state == "success", cluster.output()
+    assert executions(side) == ["work try 1 on worker-a", "work try 2 on worker-a"]
+    assert worker.process.poll() is None
+    assert fork_server_of(worker.pid) not in (None, server)
+    assert "starting a new one" in worker.output()
 
 
 def test_tries_beyond_the_workers_capacity_wait_as_scheduled_not_in_redis(
