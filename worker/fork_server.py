@@ -16,6 +16,11 @@ a killed scheduler did. When the server dies, the executor stops tracking its tr
 (they still record their ends, and the liveness checks catch any that die unrecorded)
 and starts a new server.
 
+Each server forks a recorder (`worker.recorder`) when it starts, before any child: the
+process that claims the tries of the server's children and writes their plain ends, in
+batches. The server itself stays out of the database: every page it touched after a fork
+would be copied again.
+
 A Celery worker spawns its server as a new process (`SpawnedForkServer`, running this
 module), one connection per thread of its pool: it is not a copy of a process that runs
 Celery's threads, and it holds only what tries need. Its tries die with it (see
@@ -42,6 +47,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
+from worker.recorder import RecorderLink
 from worker.task_runner import TryRequest
 from worker.try_process import (
     DONE,
@@ -247,6 +253,34 @@ class _Server:  # pragma: no cover - runs in the fork server process
         self.selector = selectors.DefaultSelector()
         for sock in socks:
             self.selector.register(sock, selectors.EVENT_READ, ("control", sock.fileno()))
+        self._start_recorder()
+
+    def _start_recorder(self) -> None:
+        """Fork the recorder (before any child, which must not inherit a client's
+        socket through it), or carry on without one if that fails."""
+        try:
+            link = RecorderLink.start(self.parent)
+        except OSError:
+            logger.exception("Could not start the recorder; tries record themselves")
+            return
+        self.parent.recorder = link
+        self.parent.private_fds.extend(link.fds)
+        self.selector.register(link.pidfd, selectors.EVENT_READ, ("recorder", link.pid))
+
+    def _recorder_ended(self) -> None:
+        """The recorder died: tries whose child holds a channel to it record themselves;
+        a new one serves the next children."""
+        link, self.parent.recorder = self.parent.recorder, None
+        assert link is not None
+        self.selector.unregister(link.pidfd)
+        for fd in link.fds:
+            with contextlib.suppress(ValueError):
+                self.parent.private_fds.remove(fd)
+        status = link.reap()
+        logger.warning(
+            "The recorder (pid %s) ended (status %s); starting another", link.pid, status
+        )
+        self._start_recorder()
 
     def loop(self) -> None:
         while self.clients:
@@ -260,8 +294,12 @@ class _Server:  # pragma: no cover - runs in the fork server process
                     self._read_done(number)
                 elif kind == "exit" and number in self.children:
                     self._reap(number)
+                elif kind == "recorder":
+                    self._recorder_ended()
             self.parent.expire_standby()
         self.parent.close()
+        if self.parent.recorder is not None:
+            self.parent.recorder.stop()  # it exits once the last child's channel closes
 
     def _hear(self, client: socket.socket) -> None:
         try:

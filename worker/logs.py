@@ -158,12 +158,18 @@ class TryLogHandler(logging.Handler):
                 file=sys.__stderr__,
             )
 
-    def ship_with(self, session: Session) -> None:
-        """Add whatever is buffered to the caller's transaction (it commits)."""
+    def take(self) -> str:
+        """Whatever is buffered, for the caller to write with the try's end (after any
+        chunk being shipped now is written, so chunks stay in order)."""
         with self._ship_lock:
-            content = self._take()
-            if content:
-                write_chunk(session, self.ident, content)
+            return self._take()
+
+    def put_back(self, content: str) -> None:
+        """Buffer again, ahead of anything since, what `take` gave and was not written."""
+        if content:
+            with self._buffer_lock:
+                self._buffer.insert(0, content)
+                self._size += len(content)
 
     def _loop(self) -> None:
         next_beat = time.monotonic() + self._heartbeat_interval

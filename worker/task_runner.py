@@ -36,7 +36,6 @@ from tradewind.state import (
     RETRYABLE_ENDS,
     RetryPolicy,
     TaskInstanceState,
-    Transition,
     TryEnd,
     check_transition,
     resolve_try_end,
@@ -121,20 +120,24 @@ class TaskRunner:
         # Whether a recorded end wakes the scheduler (see `tradewind.wakeup`); off where
         # the process that started the try tells the scheduler itself.
         self.wake_scheduler = wake_scheduler
+        # Writes a plain end for this process (a fork server, for its children): the
+        # state written, or None if it could not (then this process writes it).
+        self.end_writer: Callable[[EndRecord], EndWritten | None] | None = None
         self.execution = TryExecution(factory, settings, self.dags, self.hostname)
 
     # --- the whole try --------------------------------------------------------------
 
-    def run(self, request: TryRequest) -> TryResult:
-        claimed = self._claim(request)
-        if claimed is None:
+    def run(self, request: TryRequest, claim: Claim | None = None) -> TryResult:
+        """Run one try: claim it (unless ``claim`` says the caller already did), run its
+        code, record its end."""
+        claim = claim or self.claim(request)
+        if claim is None:
             # Another process claimed it between the caller's look and this claim; a
             # Celery worker logs the drop itself (see worker.celery_app.run_try).
             logger.info("Not running %s: it is no longer queued for this try", request)
             return TryResult(request, None, ran=False, error="not queued for this try")
-        ti_id, run, version, (started, max_tries), resume = claimed
         ident = TryIdentity(
-            run.id,
+            claim.run.id,
             request.dag_id,
             request.run_id,
             request.task_id,
@@ -146,7 +149,7 @@ class TaskRunner:
             ident,
             log_file=ident.log_path(self.settings.logs_folder),
             echo=self.echo,
-            heartbeat=lambda: self._heartbeat(ti_id),
+            heartbeat=lambda: self._heartbeat(claim.ti_id),
             heartbeat_interval=self.settings.task_heartbeat_seconds,
         )
         try:
@@ -154,10 +157,10 @@ class TaskRunner:
                 task_logger.info(
                     "Running %s on host %s, pid %s", request, self.hostname, os.getpid()
                 )
-                outcome = self.execution.execute(request, ti_id, run, version, resume)
-                state = self._record(
-                    request, ti_id, outcome, handler, version, (started, max_tries)
+                outcome = self.execution.execute(
+                    request, claim.ti_id, claim.run, claim.version, claim.resume
                 )
+                state = self._record(request, claim, outcome, handler)
                 if self.on_recorded is not None:
                     self.on_recorded()
                 self.execution.run_callbacks(request, outcome, state)
@@ -166,48 +169,55 @@ class TaskRunner:
         error = f"{type(outcome.error).__name__}: {outcome.error}" if outcome.error else None
         return TryResult(request, state, ran=True, error=error)
 
-    def _claim_params(self, request: TryRequest, now: datetime) -> dict[str, Any]:
+    def _claim_params(
+        self, request: TryRequest, now: datetime, pid: int | None = None
+    ) -> dict[str, Any]:
         return {
             **key_params(request),
             "started": now,
             "claimer_host": self.hostname,
             "claimer_user": _unixname(),
-            "claimer_pid": os.getpid(),
+            "claimer_pid": os.getpid() if pid is None else pid,
         }
 
-    def _claim(
-        self, request: TryRequest
-    ) -> tuple[str, DagRunView, VersionRef, tuple[datetime, int], Resumption | None] | None:
-        """Claim the try; returns its instance id, run, DAG version, (start, max_tries)
-        and, for a deferred try whose trigger fired, where it resumes."""
+    def claim(self, request: TryRequest, *, pid: int | None = None) -> Claim | None:
+        """Claim the try for process ``pid`` (this one by default), in a transaction of
+        its own; None if it is not queued for this try number."""
+        with session_scope(self.factory) as session:
+            return self.claim_in(session, request, pid=pid)
+
+    def claim_in(
+        self, session: Session, request: TryRequest, *, pid: int | None = None
+    ) -> Claim | None:
+        """`claim` in the caller's transaction (a fork server claims several in one)."""
         started = utcnow()
         # Core statements throughout: this runs once per try, in a fresh process.
-        with session_scope(self.factory) as session:
-            claimed = run_core(
-                session, claim_statement(), self._claim_params(request, started)
-            ).first()
-            if claimed is None:
-                return None
-            ti_id, version_id, max_tries, next_method, next_kwargs = claimed
-            resume = None if next_method is None else Resumption(next_method, next_kwargs or {})
-            run = run_core(session, run_query(), run_params(request)).first()
-            if run is not None and resume is None:
-                # XComs of an earlier try are gone (a resumed try keeps its own).
-                run_core(
-                    session,
-                    xcom.clear_statement(),
-                    xcom.clear_params(run.id, request.task_id, request.map_index),
-                )
-            version = run_core(session, version_query(), {"version_id": version_id}).first()
-            if run is None or version is None:  # pragma: no cover - foreign keys prevent it
-                raise TradewindError(f"{request}: its run or DAG version has vanished")
-            return (
-                ti_id,
-                DagRunView.of_row(run),
-                VersionRef(version_id, *version),
-                (started, max_tries),
-                resume,
+        claimed = run_core(
+            session, claim_statement(), self._claim_params(request, started, pid)
+        ).first()
+        if claimed is None:
+            return None
+        ti_id, version_id, max_tries, next_method, next_kwargs = claimed
+        resume = None if next_method is None else Resumption(next_method, next_kwargs or {})
+        run = run_core(session, run_query(), run_params(request)).first()
+        if run is not None and resume is None:
+            # XComs of an earlier try are gone (a resumed try keeps its own).
+            run_core(
+                session,
+                xcom.clear_statement(),
+                xcom.clear_params(run.id, request.task_id, request.map_index),
             )
+        version = run_core(session, version_query(), {"version_id": version_id}).first()
+        if run is None or version is None:  # pragma: no cover - foreign keys prevent it
+            raise TradewindError(f"{request}: its run or DAG version has vanished")
+        return Claim(
+            ti_id,
+            DagRunView.of_row(run),
+            VersionRef(version_id, *version),
+            started,
+            max_tries,
+            resume,
+        )
 
     def _heartbeat(self, ti_id: str) -> None:
         with session_scope(self.factory) as session:
@@ -224,17 +234,10 @@ class TaskRunner:
     # --- recording the end ------------------------------------------------------------
 
     def _record(
-        self,
-        request: TryRequest,
-        ti_id: str,
-        outcome: TryOutcome,
-        log: TryLogHandler,
-        version: VersionRef,
-        claim: tuple[datetime, int],
+        self, request: TryRequest, claim: Claim, outcome: TryOutcome, log: TryLogHandler
     ) -> TaskInstanceState:
-        """Write how the try ended. ``claim`` is when it started and the instance's
+        """Write how the try ended. The claim holds when it started and the instance's
         ``max_tries`` (beyond ``retries`` once the instance was cleared)."""
-        started, max_tries = claim
         now = utcnow()
         policy = RetryPolicy()  # what a success, skip or deferral means ignores it
         if outcome.end in RETRYABLE_ENDS:
@@ -242,7 +245,7 @@ class TaskRunner:
             # tries whose end depends on it pay for that.
             with read_session(self.factory) as session:
                 policy = retry_policy_for(
-                    session, version.version_id, request.task_id, fallback_retries=0
+                    session, claim.version.version_id, request.task_id, fallback_retries=0
                 )
         transition = resolve_try_end(
             outcome.end,
@@ -251,80 +254,81 @@ class TaskRunner:
             now=now,
             jitter_key=f"{request.dag_id}.{request.task_id}.{request.run_id}.{request.map_index}",
             reschedule_at=outcome.reschedule_at,
-            max_tries=max_tries,
+            max_tries=claim.max_tries,
         )
         check_transition(TI.RUNNING, transition.state)
         task_logger.info("Try %s ends: %s", request.try_number, transition.state)
         if transition.next_try_at is not None:
             task_logger.info("Next try not before %s", transition.next_try_at.isoformat())
+        record = EndRecord(
+            request,
+            claim.ti_id,
+            claim.run.id,
+            transition.state,
+            transition.next_try_at,
+            claim.started,
+            now,
+            outcome.rendered_fields,
+            tuple(outcome.xcoms) if transition.state is TI.SUCCESS else (),
+            log.take(),
+        )
         try:
-            return self._write_end(request, ti_id, outcome, transition, (started, now), log)
+            written = self._write_end(record, outcome)
         except Exception as exc:
             if outcome.end is not TryEnd.SUCCESS:
                 raise
             # The code succeeded but its results could not be stored: the try failed.
             task_logger.exception("Could not record the results of %s", request)
             outcome.end, outcome.error, outcome.xcoms = TryEnd.FAILED, exc, []
-            return self._record(request, ti_id, outcome, log, version, claim)
-
-    def _write_end(
-        self,
-        request: TryRequest,
-        ti_id: str,
-        outcome: TryOutcome,
-        transition: Transition,
-        span: tuple[datetime, datetime],
-        log: TryLogHandler,
-    ) -> TaskInstanceState:
-        started, now = span
-        with session_scope(self.factory) as session:
-            log.ship_with(session)  # the log is complete when the state says the try ended
-            ended = run_core(
-                session,
-                end_statement(),
-                {
-                    "key_ti_id": ti_id,
-                    "key_try_number": request.try_number,
-                    "state": str(transition.state),
-                    "end_date": now,
-                    "duration": (now - started).total_seconds(),
-                    "next_try_at": transition.next_try_at,
-                    "rendered_fields": outcome.rendered_fields,
-                    **_deferral_columns(session, outcome.deferral, transition.state, now),
-                },
+            log.put_back(record.log_text)
+            return self._record(request, claim, outcome, log)
+        if not written.recorded:
+            task_logger.warning(
+                "%s was changed to %s while it ran; its own end (%s) is not recorded",
+                request,
+                written.state,
+                transition.state,
             )
-            if ended.rowcount != 1:
-                current = session.scalar(select(TaskInstance.state).where(TaskInstance.id == ti_id))
-                task_logger.warning(
-                    "%s was changed to %s while it ran; its own end (%s) is not recorded",
-                    request,
-                    current,
-                    transition.state,
-                )
-                return TI(current) if current else transition.state
-            if transition.state is TI.SUCCESS:
-                self._store_success(session, request, outcome)
-            elif transition.state is TI.UP_FOR_RESCHEDULE:
+        return written.state
+
+    def _write_end(self, record: EndRecord, outcome: TryOutcome) -> EndWritten:
+        """Write ``record``: through `end_writer` when it is set and the end is plain,
+        here when it is not, or when that writer could not."""
+        if self.end_writer is not None and _is_plain(record, outcome):
+            written = self.end_writer(record)
+            if written is not None:
+                return written
+        with session_scope(self.factory) as session:
+            columns = _deferral_columns(session, outcome.deferral, record.state, record.ended)
+            state = write_end(session, record, columns=columns, wake=self.wake_scheduler)
+            if state is None:
+                current = current_state(session, record.ti_id)
+                if current is record.state and self.end_writer is not None:
+                    # Its writer wrote it (and the log) but went before it could say so.
+                    return EndWritten(record.state, recorded=True)
+                write_log_of_unrecorded(session, record)
+                return EndWritten(current or record.state, recorded=False)
+            if state is TI.SUCCESS:
+                self._store_success(session, record.request, outcome)
+            elif state is TI.UP_FOR_RESCHEDULE:
                 session.execute(
                     insert(TaskReschedule).values(
-                        ti_id=ti_id,
-                        try_number=request.try_number,
-                        start_date=started,
-                        end_date=now,
-                        duration=(now - started).total_seconds(),
-                        reschedule_date=transition.next_try_at or now,
+                        ti_id=record.ti_id,
+                        try_number=record.request.try_number,
+                        start_date=record.started,
+                        end_date=record.ended,
+                        duration=(record.ended - record.started).total_seconds(),
+                        reschedule_date=record.next_try_at or record.ended,
                     )
                 )
-            if self.wake_scheduler:
-                wake_scheduler(session, log.ident.dag_run_pk)
-        return transition.state
+        return EndWritten(state, recorded=True)
 
     def _store_success(self, session: Session, request: TryRequest, outcome: TryOutcome) -> None:
+        """What a success records besides the row and its XComs (`write_end` wrote
+        those): asset events of its outlets, and the skips it asked for."""
         ti = outcome.runtime_ti
         if ti is None:  # pragma: no cover - success implies the task was set up
             return
-        for key, value in outcome.xcoms:
-            xcom.store(session, ti.xcom_owner, key, value)
         if outcome.task is not None and outcome.task.outlets:
             record_outlet_events(session, request, outcome.task, outcome.context or {})
         if ti.pending_skips:
@@ -340,18 +344,131 @@ class TaskRunner:
             )
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What claiming a try read: its instance, run and DAG version, when it started, the
+    instance's ``max_tries`` and, for a deferred try whose trigger fired, where it
+    resumes."""
+
+    ti_id: str
+    run: DagRunView
+    version: VersionRef
+    started: datetime
+    max_tries: int
+    resume: Resumption | None
+
+
+@dataclass(frozen=True, slots=True)
+class EndRecord:
+    """A try's end as its task instance row records it: what `write_end` needs, so a
+    process other than the try's own (its fork server) can write it. ``xcoms`` are
+    encoded values (a success's only); ``log_text`` is the log not yet shipped."""
+
+    request: TryRequest
+    ti_id: str
+    dag_run_pk: int
+    state: TaskInstanceState
+    next_try_at: datetime | None
+    started: datetime
+    ended: datetime
+    rendered_fields: dict[str, Any] | None
+    xcoms: tuple[tuple[str, Any], ...]
+    log_text: str
+
+    @property
+    def ident(self) -> TryIdentity:
+        r = self.request
+        return TryIdentity(
+            self.dag_run_pk, r.dag_id, r.run_id, r.task_id, r.map_index, r.try_number
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EndWritten:
+    """The instance's state after a try's end was written; ``recorded`` is false when it
+    had been changed from outside (its own end was not written)."""
+
+    state: TaskInstanceState
+    recorded: bool
+
+
+# The columns of a deferral, for every end that is not one.
+NO_DEFERRAL: dict[str, Any] = {
+    "trigger_id": None,
+    "trigger_timeout": None,
+    "next_method": None,
+    "next_kwargs": None,
+}
+
+
+def write_end(
+    session: Session, record: EndRecord, *, columns: dict[str, Any] | None = None, wake: bool
+) -> TaskInstanceState | None:
+    """Write a try's end in the caller's transaction, if the instance still runs that
+    try: the row (with ``columns``, a deferral's), the rest of its log and a success's
+    XComs; wake the scheduler for its run when ``wake``. None, writing nothing, when the
+    instance was changed from outside."""
+    ended = run_core(
+        session,
+        end_statement(),
+        {
+            "key_ti_id": record.ti_id,
+            "key_try_number": record.request.try_number,
+            "state": str(record.state),
+            "end_date": record.ended,
+            "duration": (record.ended - record.started).total_seconds(),
+            "next_try_at": record.next_try_at,
+            "rendered_fields": record.rendered_fields,
+            **(NO_DEFERRAL if columns is None else columns),
+        },
+    )
+    if ended.rowcount != 1:
+        return None
+    ident = record.ident
+    if record.log_text:  # the log is complete when the state says the try ended
+        write_chunk(session, ident, record.log_text)
+    if record.xcoms:
+        owner = xcom.XComOwner(
+            ident.dag_run_pk, ident.dag_id, ident.run_id, ident.task_id, ident.map_index
+        )
+        for key, value in record.xcoms:
+            xcom.store(session, owner, key, value)
+    if wake:
+        wake_scheduler(session, record.dag_run_pk)
+    return record.state
+
+
+def current_state(session: Session, ti_id: str) -> TaskInstanceState | None:
+    """The instance's state as it is now."""
+    state = session.scalar(select(TaskInstance.state).where(TaskInstance.id == ti_id))
+    return TI(state) if state else None
+
+
+def write_log_of_unrecorded(session: Session, record: EndRecord) -> None:
+    """The log of a try whose end was not recorded (`write_end` returned None) is kept."""
+    if record.log_text:
+        write_chunk(session, record.ident, record.log_text)
+
+
+def _is_plain(record: EndRecord, outcome: TryOutcome) -> bool:
+    """Whether `write_end` alone records this end: no trigger or reschedule row, no
+    asset events, no skips of other tasks."""
+    if record.state in (TI.DEFERRED, TI.UP_FOR_RESCHEDULE) or outcome.deferral is not None:
+        return False
+    if record.state is not TI.SUCCESS:
+        return True
+    ti = outcome.runtime_ti
+    task = outcome.task
+    return not (task is not None and task.outlets) and not (ti is not None and ti.pending_skips)
+
+
 def _deferral_columns(
     session: Session, deferral: Deferral | None, state: TaskInstanceState, now: datetime
 ) -> dict[str, Any]:
     """The trigger columns of a try's end: for a deferral, a new trigger row and where to
     resume; for any other end, nothing left over from an earlier deferral."""
     if state is not TI.DEFERRED or deferral is None:
-        return {
-            "trigger_id": None,
-            "trigger_timeout": None,
-            "next_method": None,
-            "next_kwargs": None,
-        }
+        return NO_DEFERRAL
     trigger_id = session.execute(
         insert(Trigger)
         .values(classpath=deferral.classpath, kwargs=deferral.trigger_kwargs, created_date=now)
@@ -410,7 +527,11 @@ def key_params(request: TryRequest) -> dict[str, Any]:
 
 @functools.cache
 def claim_statement() -> Any:
-    """Queued -> running for exactly this try; returns what the try needs of the row."""
+    """Queued -> running for exactly this try; returns what the try needs of the row.
+
+    A try already running for the claiming process (same host and pid) is claimed again:
+    a recorder (`worker.recorder`) that claimed it for this process may have died before
+    it could say so."""
     return (
         update(TaskInstance)
         .where(
@@ -419,7 +540,12 @@ def claim_statement() -> Any:
             TaskInstance.task_id == bindparam("key_task_id"),
             TaskInstance.map_index == bindparam("key_map_index"),
             TaskInstance.try_number == bindparam("key_try_number"),
-            TaskInstance.state == str(TI.QUEUED),
+            (TaskInstance.state == str(TI.QUEUED))
+            | (
+                (TaskInstance.state == str(TI.RUNNING))
+                & (TaskInstance.hostname == bindparam("claimer_host"))
+                & (TaskInstance.pid == bindparam("claimer_pid"))
+            ),
         )
         .values(
             state=str(TI.RUNNING),
@@ -531,4 +657,4 @@ def _unixname() -> str:
         return str(os.getuid())
 
 
-__all__ = ["TaskRunner", "TryRequest", "TryResult"]
+__all__ = ["Claim", "EndRecord", "EndWritten", "TaskRunner", "TryRequest", "TryResult", "write_end"]

@@ -15,8 +15,10 @@ import ctypes
 import gc
 import importlib
 import json
+import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -30,7 +32,7 @@ from tradewind.db import ConnectionLoan, read_session, run_core
 from tradewind.processes import describe_exit
 from worker.dag_cache import DagFileCache
 from worker.logs import TryIdentity
-from worker.task_runner import WARM_UP_REQUEST, TryRequest, run_params, run_query
+from worker.task_runner import WARM_UP_REQUEST, Claim, TryRequest, run_params, run_query
 from worker.timeout import request_stop
 
 if TYPE_CHECKING:
@@ -38,7 +40,10 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from tradewind.settings import Settings
+    from worker.recorder import RecorderLink
     from worker.task_runner import TaskRunner
+
+logger = logging.getLogger(__name__)
 
 DONE = b"done"
 # Written instead of DONE when the claim found the try no longer queued (another
@@ -86,6 +91,9 @@ class WarmParent:
     # local executor's fork server does), so the children do not wake it themselves:
     # one wake-up per try instead of two.
     reports_ends: bool = False
+    # A fork server's recorder (`worker.recorder`): its standby children claim their
+    # tries and write their plain ends through it, not over connections of their own.
+    recorder: RecorderLink | None = None
     # Descriptors of this process that its children must not keep open (closed in each
     # child right after the fork): a fork server's socket to the scheduler.
     private_fds: list[int] = field(default_factory=list)
@@ -283,18 +291,21 @@ class _Standby:
     def fork(cls, parent: WarmParent) -> _Standby:
         request_read, request_write = os.pipe()
         generation = parent.dags.generation
+        channel = None if parent.recorder is None else parent.recorder.channel()
 
         def standby_main(loan: ConnectionLoan, parent_pid: int, write_fd: int) -> None:
             os.close(request_write)
-            _standby_main(parent, loan, parent_pid, write_fd, request_read)
+            _standby_main(parent, loan, parent_pid, write_fd, request_read, channel)
 
         try:
             process = _fork(parent, None, standby_main)
         except OSError:
-            os.close(request_read)
             os.close(request_write)
             raise
-        os.close(request_read)
+        finally:
+            os.close(request_read)
+            if channel is not None:
+                channel.close()  # the child's end of it
         return cls(process, request_write, generation)
 
     def start(self, request: TryRequest) -> TryProcess | None:
@@ -424,14 +435,21 @@ def _child_main(
 
 
 def _standby_main(
-    parent: WarmParent, loan: ConnectionLoan, parent_pid: int, write_fd: int, request_fd: int
+    parent: WarmParent,
+    loan: ConnectionLoan,
+    parent_pid: int,
+    write_fd: int,
+    request_fd: int,
+    channel: socket.socket | None,
 ) -> None:  # pragma: no cover - runs in children
-    """Get warm, wait for a request, run it, exit."""
+    """Get warm, wait for a request, run it, exit. With a ``channel`` to a recorder, the
+    claim and a plain end go through it (and are done here only if it cannot)."""
 
     def life() -> int:
         _become_child(parent, loan, parent_pid)
         runner = _task_runner(parent, write_fd)
-        _touch_the_database(parent, runner)
+        if channel is None:
+            _touch_the_database(parent, runner)
         said = b""
         while chunk := os.read(request_fd, 4096):
             said += chunk
@@ -439,7 +457,18 @@ def _standby_main(
         if not said:  # discarded
             return 0
         request = TryRequest.from_list(json.loads(said))
-        return _run_try(request, parent, runner, write_fd)
+        claim = None
+        if channel is not None:
+            from worker.recorder import TAKEN, claim_through, end_through
+
+            answer = claim_through(channel, request, os.getpid())
+            if answer == TAKEN:
+                logger.info("Not running %s: it is no longer queued for this try", request)
+                os.write(write_fd, NOT_OURS)
+                return 0
+            claim = answer if isinstance(answer, Claim) else None
+            runner.end_writer = lambda record: end_through(channel, record)
+        return _run_try(request, parent, runner, write_fd, claim)
 
     _exit_after(life)
 
@@ -476,11 +505,15 @@ def _task_runner(parent: WarmParent, write_fd: int) -> TaskRunner:  # pragma: no
 
 
 def _run_try(
-    request: TryRequest, parent: WarmParent, runner: TaskRunner, write_fd: int
+    request: TryRequest,
+    parent: WarmParent,
+    runner: TaskRunner,
+    write_fd: int,
+    claim: Claim | None = None,
 ) -> int:  # pragma: no cover - runs in children
     signal.signal(signal.SIGTERM, _terminate)
     _redirect_output(request, parent.settings)
-    result = runner.run(request)
+    result = runner.run(request, claim)
     os.write(write_fd, DONE if result.ran else NOT_OURS)
     return 0
 
