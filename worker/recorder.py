@@ -19,7 +19,6 @@ child without a recorder always does, so the recorder only ever makes a try chea
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import pickle
@@ -72,11 +71,7 @@ class RecorderLink:
                 ours.close()
                 # Hold nothing whose closing others wait for: the clients' sockets, a
                 # standby's request pipe (when this replaces a recorder that died).
-                standby = parent._standby
-                fds = [*parent.private_fds, *([standby.request_fd] if standby else [])]
-                for fd in fds:
-                    with contextlib.suppress(OSError):
-                        os.close(fd)
+                parent.close_private_fds()
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the client's
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 _Recorder(parent, theirs).loop()

@@ -136,6 +136,15 @@ class WarmParent:
             reports_ends=reports_ends,
         )
 
+    def close_private_fds(self) -> None:
+        """In a process just forked from this one: close what only the parent may hold
+        (`private_fds`, and the standby's request pipe: only the parent hands the standby
+        its try, and the standby must see EOF when the parent discards it)."""
+        standby = self._standby
+        for fd in [*self.private_fds, *([standby.request_fd] if standby else [])]:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
     @property
     def standby_pid(self) -> int | None:
         """The process id of the child waiting for the next try, if there is one."""
@@ -263,12 +272,7 @@ def _fork(
         raise
     if pid == 0:  # pragma: no cover - the child never returns
         os.close(read_fd)
-        for fd in parent.private_fds:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        if parent._standby is not None:  # only the parent may hand the standby its try
-            with contextlib.suppress(OSError):
-                os.close(parent._standby.request_fd)
+        parent.close_private_fds()
         child_main(loan, parent_pid, write_fd)
     os.close(write_fd)
     _own_group(pid)
@@ -277,9 +281,10 @@ def _fork(
 
 @dataclass
 class _Standby:
-    """A child forked ahead of its try. It has become a try's process, taken over the
+    """A child forked ahead of its try. It has become a try's process and, when its
+    parent has a recorder, holds a channel to it; without one it has taken over the
     connection its parent lent and run a query, so the copy-on-write faults of that
-    first use are behind it; it waits for its request on a pipe and runs it like any
+    first use are behind it. It waits for its request on a pipe and runs it like any
     other child. EOF instead of a request (the parent discarded it, or died) ends it."""
 
     process: TryProcess  # its ``request`` is set when it is handed one
