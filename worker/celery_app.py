@@ -3,8 +3,9 @@
 A message is a small frozen value (the task-instance key and try number, or a callback
 request id); the worker reloads everything else from the database. Delivery is
 at-least-once (``acks_late``, prefetch 1, reject on worker lost); execution is at most
-once per try, because the try's child claims it in the database (queued -> running for
-exactly this try number) before running any user code. A duplicate or late delivery is
+once per try, because the try is claimed in the database for its child (queued ->
+running for exactly this try number; by the fork server's recorder, or by the child
+itself) before any user code runs. A duplicate or late delivery is
 acknowledged and dropped, and the log says so.
 
 The worker runs Celery's thread pool: a thread takes a message and asks the worker's
