@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tradewind.errors import ConfigError, DatabaseError
@@ -69,23 +69,30 @@ def make_engine(settings: Settings, *, lends: bool = False, **engine_options: An
 
     ``lends``: the engine of a parent that lends connections to the children it forks
     (see `ConnectionLoan`); on Postgres its connections never prepare statements, so
-    that neither side can drop or reuse a statement the other prepared, and are not
-    pinged at each checkout (a round trip each, several per try): a connection is
-    pinged before a loan only if it has rested in the pool.
+    that neither side can drop or reuse a statement the other prepared.
+
+    A Postgres connection is pinged when it is taken from the pool only if it rested
+    there for over PING_AFTER_REST_SECONDS (a database restarted meanwhile would have
+    closed it), not at every checkout: that was a round trip several times per
+    scheduler pass and per try. One that does not answer is replaced.
     """
     url = normalize_url(settings.resolved_database_url)
     if url.get_backend_name() == "sqlite":
         engine = _sqlite_engine(url, settings.sqlite_busy_timeout_seconds, **engine_options)
     else:
-        options: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
+        options: dict[str, Any] = {"pool_size": 5, "max_overflow": 10}
         if lends:
             options["connect_args"] = {"prepare_threshold": None}
-            options["pool_pre_ping"] = False
         options.update(engine_options)
         engine = create_engine(url, **options)
         key = id(engine)
-        if lends:
-            event.listen(engine, "checkin", _note_checkin)
+        event.listen(engine, "connect", _note_rest)
+        event.listen(engine, "checkin", _note_rest)
+        dialect = engine.dialect
+
+        @event.listens_for(engine, "checkout")
+        def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+            _ping_if_rested(dialect, dbapi_connection, record)
 
         @event.listens_for(engine, "do_connect")
         def _connect(_dialect: Any, _record: Any, _cargs: Any, _cparams: Any) -> Any:
@@ -122,9 +129,9 @@ os.register_at_fork(after_in_child=_forget_inherited_connections)
 # cache), and a child that did not exit cleanly may have left it mid-conversation, so
 # then the parent closes it instead of pooling it again.
 _lent: dict[int, Any] = {}  # in a child: id(engine) -> the DBAPI connection it inherited
-# A connection back in the pool for longer than this is pinged before it is lent (a
-# database restarted meanwhile would have closed it); one lent again at once is not.
-LOAN_PING_AFTER_SECONDS = 1.0
+# A connection back in the pool for longer than this is pinged when it is taken out
+# again (see `make_engine`); one taken again at once is not.
+PING_AFTER_REST_SECONDS = 1.0
 
 
 class ConnectionLoan:
@@ -145,10 +152,10 @@ class ConnectionLoan:
             fairy = engine.raw_connection()
         except SQLAlchemyError:
             return
-        connection = fairy.dbapi_connection
+        connection = fairy.dbapi_connection  # pinged at checkout if it had rested
         if getattr(connection, "prepare_threshold", 0) is not None:
             fairy.close()  # not an engine made with ``lends=True``: lend nothing
-        elif _is_idle(connection) and (not _rested(fairy) or _answers(engine, connection)):
+        elif _is_idle(connection):
             self._fairy = fairy
         else:
             fairy.invalidate()
@@ -169,21 +176,24 @@ class ConnectionLoan:
             fairy.invalidate()
 
 
-def _note_checkin(_dbapi_connection: Any, record: Any) -> None:
+def _note_rest(_dbapi_connection: Any, record: Any) -> None:
+    """A connection was made, or put back in the pool: it rests from now."""
     if record is not None:
-        record.info["checked_in_at"] = time.monotonic()
+        record.info["rests_since"] = time.monotonic()
 
 
-def _rested(fairy: Any) -> bool:
-    checked_in_at = fairy.info.get("checked_in_at")
-    return checked_in_at is None or time.monotonic() - checked_in_at > LOAN_PING_AFTER_SECONDS
-
-
-def _answers(engine: Engine, dbapi_connection: Any) -> bool:
+def _ping_if_rested(dialect: Any, dbapi_connection: Any, record: Any) -> None:
+    """At checkout: ping a connection that rested long; if it does not answer, the pool
+    discards it and takes another (SQLAlchemy's answer to DisconnectionError)."""
+    rests_since = record.info.get("rests_since")
+    if rests_since is not None and time.monotonic() - rests_since <= PING_AFTER_REST_SECONDS:
+        return
     try:
-        return bool(engine.dialect.do_ping(dbapi_connection))
+        alive = bool(dialect.do_ping(dbapi_connection))
     except Exception:
-        return False
+        alive = False
+    if not alive:
+        raise DisconnectionError("the pooled connection did not answer a ping")
 
 
 def _is_idle(dbapi_connection: Any) -> bool:

@@ -140,7 +140,7 @@ def test_a_connection_that_rested_is_pinged_before_a_loan_and_a_dead_one_not_len
 
     dead = backend_pid(pg_engine)  # back in the pool now
     terminate(pg_engine, dead)
-    monkeypatch.setattr(db, "LOAN_PING_AFTER_SECONDS", 0.0)  # it has rested long enough
+    monkeypatch.setattr(db, "PING_AFTER_REST_SECONDS", 0.0)  # it has rested long enough
     loan, pid, fd = fork_with_loan(pg_engine, lambda: None)
     lent_to = int(read_line(fd))
     _, status = os.waitpid(pid, 0)
@@ -149,18 +149,24 @@ def test_a_connection_that_rested_is_pinged_before_a_loan_and_a_dead_one_not_len
     assert lent_to != dead  # the child connected itself instead
 
 
-@pytest.mark.postgres
-def test_a_connection_lent_again_at_once_is_not_pinged(
-    pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def count_pings(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The connections ``engine`` pings from now on, in order."""
     pings: list[object] = []
-    real_ping = pg_engine.dialect.do_ping
+    real_ping = engine.dialect.do_ping
 
     def counted_ping(dbapi_connection: object) -> bool:
         pings.append(dbapi_connection)
         return real_ping(dbapi_connection)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pg_engine.dialect, "do_ping", counted_ping)
+    monkeypatch.setattr(engine.dialect, "do_ping", counted_ping)
+    return pings
+
+
+@pytest.mark.postgres
+def test_a_connection_lent_again_at_once_is_not_pinged(
+    pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pings = count_pings(pg_engine, monkeypatch)
     backend_pid(pg_engine)  # checked in just now
     loan = ConnectionLoan(pg_engine)
     loan.settle(clean=True)
@@ -206,3 +212,25 @@ def pg_engine(pg_database: str) -> Iterator[Engine]:
     )
     yield engine
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_any_engine_replaces_a_rested_connection_that_died_and_pings_no_busy_one(
+    pg_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tradewind import db
+    from tradewind.db import make_engine
+    from tradewind.settings import get_settings
+
+    engine = make_engine(get_settings(database_url=pg_database), pool_size=1, max_overflow=0)
+    pings = count_pings(engine, monkeypatch)
+    try:
+        first = backend_pid(engine)
+        assert backend_pid(engine) == first  # taken again at once: the same, unpinged
+        assert pings == []
+        terminate(engine, first)
+        monkeypatch.setattr(db, "PING_AFTER_REST_SECONDS", 0.0)  # it has rested long enough
+        assert backend_pid(engine) != first  # the dead one was pinged and replaced
+        assert pings  # (its replacement too: with no rest allowed, every checkout pings)
+    finally:
+        engine.dispose()
