@@ -122,6 +122,42 @@ def tree_rss_mb(root: int) -> float:
     return total / 1024
 
 
+def prepare_shape(name: str, prefix: str, source: str) -> tuple[Path, Path, Path]:
+    """A new work folder for shape ``name``, with the shape's DAG written from ``source``
+    (formatted as DAG_SOURCE is): the folder, a home and a DAGs folder inside it."""
+    kind, n, _ = SHAPES[name]
+    work = Path(tempfile.mkdtemp(prefix=f"{prefix}-{name}-"))
+    home, dags = work / "home", work / "dags"
+    dags.mkdir(parents=True)
+    (dags / f"{name}.py").write_text(source.format(dag_id=name, n=n, kind=kind))
+    return work, home, dags
+
+
+def children_cpu_since(before: resource.struct_rusage) -> float:
+    """CPU seconds of this process's reaped children since ``before`` was taken."""
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def shape_row(tasks: int, span: float, cpu: float) -> dict[str, Any]:
+    """The figures every harness reports for a shape: its size, time, rate and CPU."""
+    return {
+        "tasks": tasks,
+        "seconds": round(span, 3),
+        "tasks_per_second": round(tasks / span, 1),
+        "cpu_ms_per_task": round(1000 * cpu / tasks, 2),
+    }
+
+
+def report(results: dict[str, Any], name: str, row: dict[str, Any], span: float) -> None:
+    """Keep and print one shape's figures (with the per-hop latency of one chain)."""
+    kind, n, runs = SHAPES[name]
+    if kind == "chain" and runs == 1:
+        row["per_hop_ms"] = round(1000 * span / n, 1)
+    results[name] = row
+    print(f"{name:<10} " + "  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+
+
 @dataclass
 class RssSampler:
     roots: list[int]
@@ -186,11 +222,8 @@ class Harness:
         return workers
 
     def measure(self, name: str) -> None:
-        kind, n, runs = SHAPES[name]
-        work = Path(tempfile.mkdtemp(prefix=f"tw-{name}-"))
-        home, dags = work / "home", work / "dags"
-        dags.mkdir(parents=True)
-        (dags / f"{name}.py").write_text(DAG_SOURCE.format(dag_id=name, n=n, kind=kind))
+        _, n, runs = SHAPES[name]
+        work, home, dags = prepare_shape(name, "tw", DAG_SOURCE)
         env = self.env(home, dags)
         os.environ.update(env)
         subprocess.run(
@@ -228,23 +261,16 @@ class Harness:
                 process.wait(timeout=60)
             log.close()
         peak = sampler.stop()
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        cpu = children_cpu_since(before)
         tasks = n * runs
         row = {
-            "tasks": tasks,
-            "seconds": round(span, 3),
-            "tasks_per_second": round(tasks / span, 1),
-            "cpu_ms_per_task": round(1000 * cpu / tasks, 2),
+            **shape_row(tasks, span, cpu),
             "work_cpu_ms_per_task": round(1000 * (cpu - cpu_at_ready) / tasks, 2),
             "peak_rss_mb": round(peak, 1),
             "idle_rss_mb": round(idle_rss, 1),
             "scheduler_ready_s": round(ready, 2),
         }
-        if kind == "chain" and runs == 1:
-            row["per_hop_ms"] = round(1000 * span / n, 1)
-        self.results[name] = row
-        print(f"{name:<10} " + "  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+        report(self.results, name, row, span)
         shutil.rmtree(work, ignore_errors=True)
 
     def _wait_job(self, job_type: str = "scheduler", count: int = 1) -> None:

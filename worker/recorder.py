@@ -48,7 +48,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MAX_MESSAGE = 1 << 20  # larger ends (big XComs) fail to send; their child writes them
+# A message on a channel is one packet, at most about the socket's send buffer (some
+# 200 KB by default on Linux): a larger end (big XComs) fails to send, and its child
+# writes it itself. Reads take up to this much.
+MAX_MESSAGE = 1 << 20
 TAKEN = "taken"  # the answer to a claim of a try that another process has
 
 
