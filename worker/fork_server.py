@@ -47,6 +47,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
+from tradewind.processes import describe_exit, live_for_a_client
 from worker.recorder import RecorderLink
 from worker.task_runner import TryRequest
 from worker.try_process import (
@@ -231,18 +232,13 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:  # pragma: no cover - a
 def _serve(parent: WarmParent, socks: list[socket.socket]) -> NoReturn:  # pragma: no cover
     """The server's whole life: answer requests, report what the children do, exit when
     every connection has closed (its client stopped, or died)."""
-    code = 1
-    try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the client's to handle
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def life() -> None:
         # The tries must not hold a connection open.
         parent.private_fds = [sock.fileno() for sock in socks]
         _Server(parent, socks).loop()
-        code = 0
-    except BaseException:
-        logger.exception("The fork server failed")
-    finally:
-        os._exit(code)
+
+    live_for_a_client("fork server", life)
 
 
 class _Server:  # pragma: no cover - runs in the fork server process
@@ -276,10 +272,8 @@ class _Server:  # pragma: no cover - runs in the fork server process
         for fd in link.fds:
             with contextlib.suppress(ValueError):
                 self.parent.private_fds.remove(fd)
-        status = link.reap()
-        logger.warning(
-            "The recorder (pid %s) ended (status %s); starting another", link.pid, status
-        )
+        ended = describe_exit(link.reap())
+        logger.warning("The recorder (pid %s) ended (%s); starting another", link.pid, ended)
         self._start_recorder()
 
     def loop(self) -> None:

@@ -23,13 +23,13 @@ import logging
 import os
 import pickle
 import selectors
-import signal
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tradewind.db import session_scope
+from tradewind.processes import live_for_a_client
 from worker.task_runner import (
     Claim,
     EndRecord,
@@ -69,20 +69,15 @@ class RecorderLink:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the recorder never returns
-            code = 1
-            try:
+
+            def life() -> None:
                 ours.close()
                 # Hold nothing whose closing others wait for: the clients' sockets, a
                 # standby's request pipe (when this replaces a recorder that died).
                 parent.close_private_fds()
-                signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the client's
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 _Recorder(parent, theirs).loop()
-                code = 0
-            except BaseException:
-                logger.exception("The recorder failed")
-            finally:
-                os._exit(code)
+
+            live_for_a_client("recorder", life)
         theirs.close()
         return cls(pid, ours, os.pidfd_open(pid))
 

@@ -132,10 +132,7 @@ class TaskRunner:
         code, record its end."""
         claim = claim or self.claim(request)
         if claim is None:
-            # Another process claimed it between the caller's look and this claim; a
-            # Celery worker logs the drop itself (see worker.celery_app.run_try).
-            logger.info("Not running %s: it is no longer queued for this try", request)
-            return TryResult(request, None, ran=False, error="not queued for this try")
+            return self.declined(request)
         ident = TryIdentity(
             claim.run.id,
             request.dag_id,
@@ -168,6 +165,13 @@ class TaskRunner:
             handler.close()
         error = f"{type(outcome.error).__name__}: {outcome.error}" if outcome.error else None
         return TryResult(request, state, ran=True, error=error)
+
+    def declined(self, request: TryRequest) -> TryResult:
+        """The result of a try whose claim found it taken: another process claimed it
+        between the caller's look and the claim (a Celery worker logs the drop itself,
+        see worker.celery_app.run_try)."""
+        logger.info("Not running %s: it is no longer queued for this try", request)
+        return TryResult(request, None, ran=False, error="not queued for this try")
 
     def _claim_params(
         self, request: TryRequest, now: datetime, pid: int | None = None
@@ -626,20 +630,8 @@ def warm_up(factory: sessionmaker[Session]) -> None:
         run_core(session, version_query(), {"version_id": "~"})
         run_core(session, xcom.clear_statement(), xcom.clear_params(-1, "~", -1))
         now = utcnow()
-        run_core(
-            session,
-            end_statement(),
-            {
-                "key_ti_id": "~",
-                "key_try_number": 0,
-                "state": str(TI.SUCCESS),
-                "end_date": now,
-                "duration": 0.0,
-                "next_try_at": None,
-                "rendered_fields": {},
-                **_deferral_columns(session, None, TI.SUCCESS, now),
-            },
-        )
+        nothing = EndRecord(request, "~", -1, TI.SUCCESS, None, now, now, {}, (), "")
+        write_end(session, nothing, wake=False)  # no such row: it writes nothing
         run_core(session, heartbeat_statement(), {"key_ti_id": "~", "beat_at": now})
         # Refused by its foreign key once compiled, which is all this is for.
         with contextlib.suppress(IntegrityError), session.begin_nested():

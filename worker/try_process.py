@@ -15,7 +15,6 @@ import ctypes
 import gc
 import importlib
 import json
-import logging
 import os
 import signal
 import socket
@@ -32,6 +31,7 @@ from tradewind.db import ConnectionLoan, read_session, run_core
 from tradewind.processes import describe_exit
 from worker.dag_cache import DagFileCache
 from worker.logs import TryIdentity
+from worker.recorder import TAKEN, RecorderLink, claim_through, end_through
 from worker.task_runner import WARM_UP_REQUEST, Claim, TryRequest, run_params, run_query
 from worker.timeout import request_stop
 
@@ -40,10 +40,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from tradewind.settings import Settings
-    from worker.recorder import RecorderLink
     from worker.task_runner import TaskRunner
-
-logger = logging.getLogger(__name__)
 
 DONE = b"done"
 # Written instead of DONE when the claim found the try no longer queued (another
@@ -464,14 +461,12 @@ def _standby_main(
         request = TryRequest.from_list(json.loads(said))
         claim = None
         if channel is not None:
-            from worker.recorder import TAKEN, claim_through, end_through
-
             answer = claim_through(channel, request, os.getpid())
             if answer == TAKEN:
-                logger.info("Not running %s: it is no longer queued for this try", request)
+                runner.declined(request)
                 os.write(write_fd, NOT_OURS)
                 return 0
-            claim = answer if isinstance(answer, Claim) else None
+            claim = answer if isinstance(answer, Claim) else None  # None: claim it here
             runner.end_writer = lambda record: end_through(channel, record)
         return _run_try(request, parent, runner, write_fd, claim)
 
