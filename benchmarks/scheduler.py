@@ -109,6 +109,55 @@ def tree_cpu_seconds(root: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def process_role(pid: int) -> str:
+    """What a process is: its name if Tradewind gave it one (``tw-fork-server``,
+    ``tw-recorder``, ``tw-try``...), else its command (``tradewind scheduler``)."""
+    try:
+        with open(f"/proc/{pid}/comm") as handle:
+            comm = handle.read().strip()
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            words = handle.read().decode(errors="replace").split("\0")
+    except OSError:
+        return "gone"
+    words = [w for w in words[1:] if w and w != "-m"]  # the interpreter and -m
+    if comm.startswith("tw-") or len(words) < 2:
+        return comm
+    program = "tradewind" if "tradewind" in words[0] else Path(words[0]).name
+    return f"{program} {words[1]}"
+
+
+def tree_cpu_by_process(roots: list[int]) -> dict[int, tuple[str, int, int]]:
+    """For each live process under ``roots``: its role, its own CPU ticks and those of
+    the children it has reaped."""
+    found = {}
+    for pid in (pid for root in roots for pid in tree_pids(root)):
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        own = int(fields[11]) + int(fields[12])
+        found[pid] = (process_role(pid), own, int(fields[13]) + int(fields[14]))
+    return found
+
+
+def cpu_ms_by_role(
+    before: dict[int, tuple[str, int, int]], after: dict[int, tuple[str, int, int]], tasks: int
+) -> dict[str, float]:
+    """Milliseconds of CPU per task each role spent between two `tree_cpu_by_process`
+    snapshots; ``ROLE's children`` is what the children it reaped in between spent (for a
+    fork server: its tries). A process that started and was reaped in between counts in
+    its parent's children."""
+    ticks: dict[str, int] = {}
+    for pid, (role, own, reaped) in after.items():
+        _, own_before, reaped_before = before.get(pid, (role, 0, 0))
+        ticks[role] = ticks.get(role, 0) + own - own_before
+        children = f"{role}'s children"
+        ticks[children] = ticks.get(children, 0) + reaped - reaped_before
+    per_tick = 1000 / os.sysconf("SC_CLK_TCK") / tasks
+    return {role: round(n * per_tick, 2) for role, n in sorted(ticks.items()) if n > 0}
+
+
 def tree_rss_mb(root: int) -> float:
     total = 0
     for pid in tree_pids(root):
@@ -253,7 +302,9 @@ class Harness:
             cpu_at_ready = sum(tree_cpu_seconds(pid) for pid in roots)
             time.sleep(1.0)
             idle_rss = sum(tree_rss_mb(pid) for pid in roots)
+            at_start = tree_cpu_by_process(roots)
             span = self._run_workload(name, runs)
+            at_end = tree_cpu_by_process(roots)
         finally:
             for process in [scheduler, *workers]:
                 process.terminate()
@@ -271,6 +322,9 @@ class Harness:
             "scheduler_ready_s": round(ready, 2),
         }
         report(self.results, name, row, span)
+        by_role = cpu_ms_by_role(at_start, at_end, tasks)
+        row["workload_cpu_ms_per_task_by_role"] = by_role
+        print(" " * 11 + "CPU ms per task: " + ", ".join(f"{k} {v}" for k, v in by_role.items()))
         shutil.rmtree(work, ignore_errors=True)
 
     def _wait_job(self, job_type: str = "scheduler", count: int = 1) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import functools
 import logging
 import os
 import signal
@@ -9,6 +12,8 @@ from collections.abc import Callable
 from typing import NoReturn
 
 logger = logging.getLogger(__name__)
+_PR_SET_PDEATHSIG = 1
+_PR_SET_NAME = 15
 
 
 def describe_exit(status: int) -> str:
@@ -20,6 +25,34 @@ def describe_exit(status: int) -> str:
         except ValueError:
             return f"killed by signal {number}"
     return f"exit code {os.waitstatus_to_exitcode(status)}"
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:  # pragma: no cover - no C library to load
+        return None
+
+
+def name_this_process(name: str) -> None:
+    """Give this process the name that ``ps -o comm``, ``top`` and /proc/PID/comm show
+    (at most 15 bytes on Linux). A process forked from a daemon keeps the daemon's
+    command line, so without a name a fork server would look like a second scheduler.
+    Does nothing where the kernel has no such call."""
+    libc = _libc()
+    if libc is not None:
+        with contextlib.suppress(AttributeError):
+            libc.prctl(_PR_SET_NAME, name.encode()[:15], 0, 0, 0)
+
+
+def die_with_parent(sig: signal.Signals) -> None:
+    """Have the kernel send ``sig`` to this process when the thread that forked it ends
+    (Linux only; elsewhere nothing happens, and the caller's own watch has to do)."""
+    libc = _libc()
+    if libc is not None:
+        with contextlib.suppress(AttributeError):
+            libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
 
 
 def configure_daemon_logging(level: str) -> None:

@@ -79,6 +79,8 @@ class DagFileCache:
         """
         from worker.timeout import execution_timeout
 
+        if self._primed(fileloc):
+            return  # the usual case, once per try in a fork server: no timer to set
         try:
             with execution_timeout(timeout_seconds):
                 result = self.load(fileloc)
@@ -89,6 +91,20 @@ class DagFileCache:
             return
         if result.errors:
             self._loaded.pop(fileloc, None)
+
+    def _primed(self, fileloc: str) -> bool:
+        """Whether ``fileloc`` is loaded as it is on disk now, with every DAG's hash."""
+        cached = self._loaded.get(fileloc)
+        if cached is None:
+            return False
+        try:
+            stat = os.stat(fileloc)
+        except OSError:
+            return False
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        return cached[0] == stamp and all(
+            (fileloc, stamp, dag.dag_id) in self._hashes for dag in cached[1].dags
+        )
 
     def load(self, fileloc: str) -> FileLoadResult:
         try:

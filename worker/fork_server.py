@@ -47,7 +47,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from tradewind.processes import describe_exit, live_for_a_client
+from tradewind.processes import describe_exit, live_for_a_client, name_this_process
 from worker.recorder import RecorderLink
 from worker.task_runner import TryRequest
 from worker.try_process import (
@@ -65,6 +65,14 @@ logger = logging.getLogger(__name__)
 
 MAX_MESSAGE = 65536
 SERVER_EXIT_SECONDS = 5.0  # a server asked to stop gets this long before SIGKILL
+MAX_STANDBYS = 4  # see `standbys_for`
+
+
+def standbys_for(slots: int) -> int:
+    """How many children a server keeps forked ahead when it runs up to ``slots`` tries
+    at once: enough that it forks them in bursts (see `WarmParent.refill_standby`), no
+    more than it can hand out, and few enough that their memory stays small."""
+    return max(1, min(MAX_STANDBYS, slots))
 
 
 class ForkServerGone(Exception):
@@ -225,7 +233,12 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:  # pragma: no cover - a
     settings = get_settings()
     configure_daemon_logging(settings.log_level)
     socks = [socket.socket(fileno=fd) for fd in args.fds]
-    parent = WarmParent.prepare(settings, hostname=args.hostname, die_with_parent=True)
+    parent = WarmParent.prepare(
+        settings,
+        hostname=args.hostname,
+        die_with_parent=True,
+        standbys=standbys_for(len(socks)),
+    )
     _serve(parent, socks)
 
 
@@ -234,6 +247,7 @@ def _serve(parent: WarmParent, socks: list[socket.socket]) -> NoReturn:  # pragm
     every connection has closed (its client stopped, or died)."""
 
     def life() -> None:
+        name_this_process("tw-fork-server")
         # The tries must not hold a connection open.
         parent.private_fds = [sock.fileno() for sock in socks]
         _Server(parent, socks).loop()

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tradewind.db import session_scope
-from tradewind.processes import live_for_a_client
+from tradewind.processes import live_for_a_client, name_this_process
 from worker.task_runner import (
     Claim,
     EndRecord,
@@ -71,6 +71,7 @@ class RecorderLink:
         if pid == 0:  # pragma: no cover - the recorder never returns
 
             def life() -> None:
+                name_this_process("tw-recorder")
                 ours.close()
                 # Hold nothing whose closing others wait for: the clients' sockets, a
                 # standby's request pipe (when this replaces a recorder that died).

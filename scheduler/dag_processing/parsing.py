@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from tradewind.dag_loader import ImportErrorInfo, error_from_exception, load_dag_file
-from tradewind.processes import describe_exit
+from tradewind.processes import describe_exit, name_this_process
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +150,7 @@ def _child_main(path: Path, write_fd: int, fault_fd: int, output: str) -> None: 
     """Runs in the forked child: import the file, send the result, exit."""
     real_exit = os._exit
     try:
+        name_this_process("tw-dag-parse")
         os.setpgid(0, 0)  # kill the whole group if the file starts processes
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)

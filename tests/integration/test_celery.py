@@ -184,7 +184,8 @@ def test_a_killed_worker_s_try_is_a_zombie_and_is_retried_on_the_other_worker(
     assert executions(side) == [f"work try 1 on {first.hostname}", f"work try 2 on {survivor}"]
     with session_factory() as session:
         notes = "".join(session.scalars(select(LogChunk.content).where(LogChunk.try_number == 1)))
-    assert "(zombie)" in notes
+    # On failure, say who ended try 1 and how: its log, and every process's output.
+    assert "(zombie)" in notes, f"try 1 ({first.pid}) log:\n{notes}\n{cluster.output()}"
 
 
 def test_a_try_whose_worker_is_killed_stops_and_is_handed_back(

@@ -306,3 +306,20 @@ def test_a_fork_server_that_lost_its_recorder_and_standby_runs_every_next_try(
     assert states(session_factory, "one") == {"t0": "success", "t1": "success", "t2": "success"}
     assert states(session_factory, "two")["t0"] == "success"
     assert sorted(side.read_text().splitlines()) == ["one.t0", "one.t1", "one.t2", "two.t0"]
+
+
+def test_the_server_its_recorder_and_its_tries_carry_names_for_ps(
+    server: ForkServer,  # noqa: F811 - the fixture
+    queued_runs: dict[str, str],  # noqa: F811 - the fixture
+) -> None:
+    """A server forked from the scheduler keeps the scheduler's command line; its name
+    (``ps -o comm``, top, /proc/PID/comm) tells the processes apart."""
+
+    def name(pid: int) -> str:
+        with open(f"/proc/{pid}/comm") as handle:
+            return handle.read().strip()
+
+    assert run_all(server, [TryRequest("one", queued_runs["one"], "t0", -1, 1)]) == [0]
+    wait_for(lambda: len(children_of(server.pid)) == 2, "a recorder and a standby")
+    assert name(server.pid) == "tw-fork-server"
+    assert sorted(name(pid) for pid in children_of(server.pid)) == ["tw-recorder", "tw-try"]
