@@ -70,9 +70,11 @@ MAX_STANDBYS = 4  # see `standbys_for`
 
 def standbys_for(slots: int) -> int:
     """How many children a server keeps forked ahead when it runs up to ``slots`` tries
-    at once: enough that it forks them in bursts (see `WarmParent.refill_standby`), no
-    more than it can hand out, and few enough that their memory stays small."""
-    return max(1, min(MAX_STANDBYS, slots))
+    at once: enough that it forks them in bursts (see `WarmParent.refill_standby`), and
+    at most half its slots, up to MAX_STANDBYS: each one holds a pooled database
+    connection and pages of its own, so a worker with 4 slots keeps 2, one connection
+    more than with a single standby."""
+    return max(1, min(MAX_STANDBYS, slots // 2))
 
 
 class ForkServerGone(Exception):

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 task_logger = logging.getLogger("tradewind.task")
 TI = TaskInstanceState
+MAX_CACHED_VERSIONS = 1024  # see `TaskRunner._version`
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +125,9 @@ class TaskRunner:
         # state written, or None if it could not (then this process writes it).
         self.end_writer: Callable[[EndRecord], EndWritten | None] | None = None
         self.execution = TryExecution(factory, settings, self.dags, self.hostname)
+        # (fileloc, content_hash) by DAG version id: a version never changes, and a
+        # process that claims many tries (a recorder) reads each one once.
+        self._versions: dict[str, tuple[str, str]] = {}
 
     # --- the whole try --------------------------------------------------------------
 
@@ -211,7 +215,7 @@ class TaskRunner:
                 xcom.clear_statement(),
                 xcom.clear_params(run.id, request.task_id, request.map_index),
             )
-        version = run_core(session, version_query(), {"version_id": version_id}).first()
+        version = self._version(session, version_id)
         if run is None or version is None:  # pragma: no cover - foreign keys prevent it
             raise TradewindError(f"{request}: its run or DAG version has vanished")
         return Claim(
@@ -222,6 +226,17 @@ class TaskRunner:
             max_tries,
             resume,
         )
+
+    def _version(self, session: Session, version_id: str) -> tuple[str, str] | None:
+        version = self._versions.get(version_id)
+        if version is None:
+            row = run_core(session, version_query(), {"version_id": version_id}).first()
+            if row is None:
+                return None
+            if len(self._versions) >= MAX_CACHED_VERSIONS:
+                self._versions.clear()
+            version = self._versions[version_id] = (row[0], row[1])
+        return version
 
     def _heartbeat(self, ti_id: str) -> None:
         with session_scope(self.factory) as session:

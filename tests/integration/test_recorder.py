@@ -125,6 +125,36 @@ def test_the_recorder_claims_once_and_writes_an_end_with_its_log_and_xcoms(
     assert logs == ["the try's last lines\n", "late\n"]
 
 
+def test_a_runner_that_claims_many_tries_reads_each_dag_version_once(
+    parent: WarmParent,  # noqa: F811 - the fixture
+    queued_runs: dict[str, str],  # noqa: F811 - the fixture
+) -> None:
+    """A version row never changes: a recorder claiming thousands of tries of one DAG
+    version reads it once."""
+    from sqlalchemy import event
+
+    from worker.task_runner import TaskRunner
+
+    runner = TaskRunner(parent.factory, parent.settings, dags=parent.dags)
+    versions: list[str] = []
+
+    def note(*args: object) -> None:
+        if "FROM dag_version" in str(args[2]):
+            versions.append(str(args[2]))
+
+    event.listen(parent.engine, "before_cursor_execute", note)
+    try:
+        claims = [
+            runner.claim(TryRequest("one", queued_runs["one"], task_id, -1, 1), pid=7)
+            for task_id in ("t0", "t1", "t2")
+        ]
+    finally:
+        event.remove(parent.engine, "before_cursor_execute", note)
+    assert all(isinstance(claim, Claim) for claim in claims)
+    assert len({claim.version for claim in claims if claim is not None}) == 1
+    assert len(versions) == 1
+
+
 def test_an_end_too_large_for_the_recorder_is_left_to_the_child(
     channel: socket.socket,
     queued_runs: dict[str, str],  # noqa: F811 - the fixture

@@ -162,6 +162,12 @@ def test_several_standbys_are_forked_in_a_burst_once_half_are_used(
     assert states(session_factory, "one") == dict.fromkeys(["t0", "t1", "t2"], "success")
 
 
+def test_a_server_keeps_half_its_slots_in_standbys_from_one_to_four() -> None:
+    from worker.fork_server import standbys_for
+
+    assert [standbys_for(slots) for slots in (1, 2, 3, 4, 8, 9, 32)] == [1, 1, 1, 2, 4, 4, 4]
+
+
 def test_a_standby_forked_before_a_dag_file_was_loaded_is_not_used(
     parent: WarmParent, queued_runs: dict[str, str], side: Path
 ) -> None:
