@@ -145,7 +145,7 @@ def fork_tries(
 
     die_with_parent, standby = options
     parent = WarmParent.prepare(get_settings(), die_with_parent=die_with_parent)
-    parent.standbys = 1 if standby else 0
+    parent.standby = standby
     figures = dict.fromkeys(
         ["wall per try", "fork in the parent", "CPU of a child", "CPU of the parent"]
         + (["CPU of Postgres"] if postgres else []),

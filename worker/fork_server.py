@@ -65,16 +65,6 @@ logger = logging.getLogger(__name__)
 
 MAX_MESSAGE = 65536
 SERVER_EXIT_SECONDS = 5.0  # a server asked to stop gets this long before SIGKILL
-MAX_STANDBYS = 4  # see `standbys_for`
-
-
-def standbys_for(slots: int) -> int:
-    """How many children a server keeps forked ahead when it runs up to ``slots`` tries
-    at once: enough that it forks them in bursts (see `WarmParent.refill_standby`), and
-    at most half its slots, up to MAX_STANDBYS: each one holds a pooled database
-    connection and pages of its own, so a worker with 4 slots keeps 2, one connection
-    more than with a single standby."""
-    return max(1, min(MAX_STANDBYS, slots // 2))
 
 
 class ForkServerGone(Exception):
@@ -235,12 +225,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:  # pragma: no cover - a
     settings = get_settings()
     configure_daemon_logging(settings.log_level)
     socks = [socket.socket(fileno=fd) for fd in args.fds]
-    parent = WarmParent.prepare(
-        settings,
-        hostname=args.hostname,
-        die_with_parent=True,
-        standbys=standbys_for(len(socks)),
-    )
+    parent = WarmParent.prepare(settings, hostname=args.hostname, die_with_parent=True)
     _serve(parent, socks)
 
 

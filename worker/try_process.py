@@ -80,10 +80,8 @@ class WarmParent:
     # dead worker's try is a zombie and is retried elsewhere). The local executor lets
     # a try outlive a killed scheduler.
     die_with_parent: bool = False
-    # How many children to keep forked ahead of the next tries (see `_Standby`); 0 for
-    # none. With more than one, they are forked back to back once half are used (see
-    # `refill_standby`).
-    standbys: int = 1
+    # Keep one child forked ahead of the next try (see `_Standby`).
+    standby: bool = True
     # This process tells the scheduler when a child has recorded its try's end (the
     # local executor's fork server does), so the children do not wake it themselves:
     # one wake-up per try instead of two.
@@ -95,7 +93,7 @@ class WarmParent:
     # child right after the fork): a fork server's socket to the scheduler.
     private_fds: list[int] = field(default_factory=list)
     _filelocs: dict[str, str] = field(default_factory=dict)
-    _standbys: list[_Standby] = field(default_factory=list)  # the oldest first
+    _standby: _Standby | None = None
 
     @classmethod
     def prepare(
@@ -105,7 +103,6 @@ class WarmParent:
         hostname: str | None = None,
         die_with_parent: bool = False,
         reports_ends: bool = False,
-        standbys: int = 1,
     ) -> WarmParent:
         """Import what tries use, compile the statements they run, freeze the heap
         (fewer pages copied into each child)."""
@@ -132,67 +129,50 @@ class WarmParent:
             hostname,
             die_with_parent=die_with_parent,
             reports_ends=reports_ends,
-            standbys=standbys,
         )
 
     def close_private_fds(self) -> None:
         """In a process just forked from this one: close what only the parent may hold
-        (`private_fds`, and the standbys' request pipes: only the parent hands a standby
-        its try, and a standby must see EOF when the parent discards it)."""
-        for fd in [*self.private_fds, *(standby.request_fd for standby in self._standbys)]:
+        (`private_fds`, and the standby's request pipe: only the parent hands the standby
+        its try, and the standby must see EOF when the parent discards it)."""
+        standby = self._standby
+        for fd in [*self.private_fds, *([standby.request_fd] if standby else [])]:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
     @property
     def standby_pid(self) -> int | None:
         """The process id of the child waiting for the next try, if there is one."""
-        return self._standbys[0].process.pid if self._standbys else None
-
-    @property
-    def standby_pids(self) -> list[int]:
-        """The process ids of the children waiting for tries, the next one first."""
-        return [standby.process.pid for standby in self._standbys]
+        return None if self._standby is None else self._standby.process.pid
 
     def close(self) -> None:
-        """End the standby children, if any (a fork server stopping)."""
-        standbys, self._standbys = self._standbys, []
-        for standby in standbys:
+        """End the standby child, if any (a fork server stopping)."""
+        standby, self._standby = self._standby, None
+        if standby is not None:
             standby.discard()
 
     def expire_standby(self) -> None:
-        """End the standbys once the oldest has waited STANDBY_IDLE_SECONDS (no try has
-        come since): an idle parent keeps no extra process."""
-        if self._standbys and (
-            time.monotonic() - self._standbys[0].forked_at > STANDBY_IDLE_SECONDS
-        ):
+        """End a standby that has waited STANDBY_IDLE_SECONDS: an idle parent keeps no
+        extra process."""
+        standby = self._standby
+        if standby is not None and time.monotonic() - standby.forked_at > STANDBY_IDLE_SECONDS:
             self.close()
 
     def _take_standby(self) -> _Standby | None:
-        """The oldest standby child that has everything this parent has loaded since
-        (any forked before a DAG file was (re)loaded here are discarded)."""
-        while self._standbys:
-            standby = self._standbys.pop(0)
-            if standby.generation == self.dags.generation:
-                return standby
-            standby.discard()
-        return None
+        """The standby child, if it has everything this parent has loaded since."""
+        standby, self._standby = self._standby, None
+        if standby is not None and standby.generation != self.dags.generation:
+            standby.discard()  # forked before a DAG file was (re)loaded here
+            return None
+        return standby
 
     def refill_standby(self) -> None:
-        """Fork standby children up to `standbys` once fewer than half are left (see
-        `fork_try`).
-
-        They are forked back to back. After each fork, every page this process writes
-        is shared with the new child and is copied on its first write; a fork server
-        writes much the same pages between two tries, so forking several children in a
-        row pays for those copies once per burst instead of once per try.
-        """
-        if len(self._standbys) >= (self.standbys + 1) // 2:
-            return
-        while len(self._standbys) < self.standbys:
+        """Fork a new standby child if there is none (see `fork_try`)."""
+        if self.standby and self._standby is None:
             try:
-                self._standbys.append(_Standby.fork(self))
+                self._standby = _Standby.fork(self)
             except OSError:
-                return  # the next try forks on demand
+                self._standby = None  # the next try forks on demand
 
     def fileloc_of(self, dag_id: str) -> str | None:
         """Where ``dag_id`` is defined, so that `fork_try` can load its file here once for
@@ -235,10 +215,10 @@ def fork_try(
     """Start ``request`` in a forked child; the caller reads ``fd``, reaps ``pid`` and
     then calls `TryProcess.reaped`.
 
-    The child is the parent's oldest standby when it has one (forked ahead, already
-    warm), and the standbys are refilled when they run low (unless ``refill_standby``
-    is false: then the caller calls `WarmParent.refill_standby` when it suits it);
-    otherwise the child is forked now.
+    The child is the parent's standby when it has one (forked ahead, already warm), and
+    a new standby is forked for the next try (unless ``refill_standby`` is false: then
+    the caller calls `WarmParent.refill_standby` when it suits it); otherwise the child
+    is forked now.
     """
     if fileloc is not None:
         parent.dags.prime(fileloc)  # the child inherits the imported DAG file

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from scheduler.executors.base import Executor, TryFinished
-from worker.fork_server import STANDBY_IDLE_SECONDS, ForkServer, ForkServerGone, standbys_for
+from worker.fork_server import STANDBY_IDLE_SECONDS, ForkServer, ForkServerGone
 from worker.task_runner import TryRequest
 from worker.try_process import WarmParent, describe_status, stop_group
 
@@ -52,9 +52,7 @@ class LocalExecutor(Executor):
         """Warm this process up once, so that its copy (the fork server) starts every
         try fast. The server reports each recorded end (`collect`), so the tries do not
         wake the scheduler themselves."""
-        self._parent = WarmParent.prepare(
-            self.settings, reports_ends=True, standbys=standbys_for(self.parallelism)
-        )
+        self._parent = WarmParent.prepare(self.settings, reports_ends=True)
 
     def open_slots(self) -> int:
         return self.parallelism - len(self._children)

@@ -137,37 +137,6 @@ def test_the_standby_runs_the_next_try_and_only_that(
     assert states(session_factory, "one") == {"t0": "success", "t1": "success", "t2": "queued"}
 
 
-def test_several_standbys_are_forked_in_a_burst_once_half_are_used(
-    parent: WarmParent,
-    queued_runs: dict[str, str],
-    session_factory: sessionmaker[Session],
-    side: Path,
-) -> None:
-    parent.standbys = 3
-    run_id = queued_runs["one"]
-
-    run_to_end(parent, "one", run_id, "t0")  # forked when it came; then a burst of three
-    burst = parent.standby_pids
-    assert len(burst) == 3
-    assert run_to_end(parent, "one", run_id, "t1").pid == burst[0]  # the oldest first
-    assert parent.standby_pids == burst[1:]  # two of three left: none forked yet
-    assert run_to_end(parent, "one", run_id, "t2").pid == burst[1]
-    assert parent.standby_pids[0] == burst[2]  # one left: refilled to three
-    assert len(parent.standby_pids) == 3
-    waiting = parent.standby_pids
-    parent.close()
-    assert not any(pid_alive(pid) for pid in waiting)
-
-    assert side.read_text().splitlines() == ["one.t0", "one.t1", "one.t2"]
-    assert states(session_factory, "one") == dict.fromkeys(["t0", "t1", "t2"], "success")
-
-
-def test_a_server_keeps_half_its_slots_in_standbys_from_one_to_four() -> None:
-    from worker.fork_server import standbys_for
-
-    assert [standbys_for(slots) for slots in (1, 2, 3, 4, 8, 9, 32)] == [1, 1, 1, 2, 4, 4, 4]
-
-
 def test_a_standby_forked_before_a_dag_file_was_loaded_is_not_used(
     parent: WarmParent, queued_runs: dict[str, str], side: Path
 ) -> None:
