@@ -98,14 +98,7 @@ def tree_pids(root: int) -> list[int]:
 def tree_cpu_seconds(root: int) -> float:
     """CPU the live tree under ``root`` has used: each process's own plus what it reaped
     (a reaped process is no longer in the tree, so nothing counts twice)."""
-    ticks = 0
-    for pid in tree_pids(root):
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                fields = handle.read().rpartition(")")[2].split()
-        except OSError:
-            continue
-        ticks += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    ticks = sum(own + reaped for _, own, reaped in tree_cpu_by_process([root]).values())
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
@@ -136,8 +129,8 @@ def tree_cpu_by_process(roots: list[int]) -> dict[int, tuple[str, int, int]]:
                 fields = handle.read().rpartition(")")[2].split()
         except OSError:
             continue
-        own = int(fields[11]) + int(fields[12])
-        found[pid] = (process_role(pid), own, int(fields[13]) + int(fields[14]))
+        own = int(fields[11]) + int(fields[12])  # utime stime
+        found[pid] = (process_role(pid), own, int(fields[13]) + int(fields[14]))  # cutime cstime
     return found
 
 

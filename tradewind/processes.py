@@ -35,24 +35,25 @@ def _libc() -> ctypes.CDLL | None:
         return None
 
 
+def _prctl(option: int, value: int | bytes) -> None:
+    """Linux's prctl for this process; nothing where there is no such call."""
+    libc = _libc()
+    if libc is not None:
+        with contextlib.suppress(AttributeError):
+            libc.prctl(option, value, 0, 0, 0)
+
+
 def name_this_process(name: str) -> None:
     """Give this process the name that ``ps -o comm``, ``top`` and /proc/PID/comm show
     (at most 15 bytes on Linux). A process forked from a daemon keeps the daemon's
-    command line, so without a name a fork server would look like a second scheduler.
-    Does nothing where the kernel has no such call."""
-    libc = _libc()
-    if libc is not None:
-        with contextlib.suppress(AttributeError):
-            libc.prctl(_PR_SET_NAME, name.encode()[:15], 0, 0, 0)
+    command line, so without a name a fork server would look like a second scheduler."""
+    _prctl(_PR_SET_NAME, name.encode()[:15])
 
 
-def die_with_parent(sig: signal.Signals) -> None:
+def set_parent_death_signal(sig: signal.Signals) -> None:
     """Have the kernel send ``sig`` to this process when the thread that forked it ends
     (Linux only; elsewhere nothing happens, and the caller's own watch has to do)."""
-    libc = _libc()
-    if libc is not None:
-        with contextlib.suppress(AttributeError):
-            libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    _prctl(_PR_SET_PDEATHSIG, int(sig))
 
 
 def configure_daemon_logging(level: str) -> None:

@@ -98,20 +98,18 @@ class DagFileCache:
         if cached is None:
             return False
         try:
-            stat = os.stat(fileloc)
+            stamp = _stamp(fileloc)
         except OSError:
             return False
-        stamp = (stat.st_mtime_ns, stat.st_size)
         return cached[0] == stamp and all(
             (fileloc, stamp, dag.dag_id) in self._hashes for dag in cached[1].dags
         )
 
     def load(self, fileloc: str) -> FileLoadResult:
         try:
-            stat = os.stat(fileloc)
+            stamp = _stamp(fileloc)
         except OSError as exc:
             raise DagNotFound(f"the DAG file {fileloc} cannot be read: {exc.strerror}") from None
-        stamp = (stat.st_mtime_ns, stat.st_size)
         cached = self._loaded.get(fileloc)
         if cached is not None and cached[0] == stamp:
             return cached[1]
@@ -119,6 +117,12 @@ class DagFileCache:
         self._loaded[fileloc] = (stamp, result)
         self.generation += 1
         return result
+
+
+def _stamp(fileloc: str) -> tuple[int, int]:
+    """What tells one version of a file from the next: its modification time and size."""
+    stat = os.stat(fileloc)
+    return stat.st_mtime_ns, stat.st_size
 
 
 def _pick(result: FileLoadResult, dag_id: str, fileloc: str) -> DAG:

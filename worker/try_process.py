@@ -27,7 +27,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
 
 from tradewind.db import ConnectionLoan, read_session, run_core
-from tradewind.processes import describe_exit, die_with_parent, name_this_process
+from tradewind.processes import describe_exit, name_this_process, set_parent_death_signal
 from worker.dag_cache import DagFileCache
 from worker.logs import TryIdentity
 from worker.recorder import TAKEN, RecorderLink, claim_through, end_through
@@ -395,7 +395,7 @@ def _die_with_parent(parent_pid: int) -> None:  # pragma: no cover - runs in chi
     running unseen while the scheduler retries it elsewhere. On Linux the kernel sends
     SIGTERM when the parent dies (the try stops as interrupted and its operator cleans
     up); a watchdog kills the try's group if that has not ended it soon after."""
-    die_with_parent(signal.SIGTERM)
+    set_parent_death_signal(signal.SIGTERM)
     if os.getppid() != parent_pid:  # it died before we asked to follow it
         os._exit(1)
 
