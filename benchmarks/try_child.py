@@ -118,7 +118,7 @@ def main() -> None:
     if args.profile:
         profile_children(Path(args.profile))
     tries = min(args.tries, len(task_ids))
-    figures, done = fork_tries(
+    figures, faults, done = fork_tries(
         run_id, task_ids[:tries], (args.die_with_parent, not args.no_standby), args.postgres
     )
     where = args.postgres or "SQLite"
@@ -126,15 +126,17 @@ def main() -> None:
     print(f"  (sum(range(30_000_000)) takes {loop_seconds()} s here)")
     for name, seconds in figures.items():
         print(f"  {name:<20}{1000 * seconds / tries:7.2f} ms")
+    print(f"  {'page faults':<20}{faults / tries:7.0f} per child (minor; each one a page copied")
+    print(f"  {'':<20}        or mapped: copy-on-write, a new heap page, a file page)")
     if args.profile:
         summarize(Path(args.profile))
 
 
 def fork_tries(
     run_id: str, task_ids: list[str], options: tuple[bool, bool], postgres: str | None
-) -> tuple[dict[str, float], int]:
-    """Fork one try per task, one after another; the summed figures, and how many of
-    the tries succeeded."""
+) -> tuple[dict[str, float], int, int]:
+    """Fork one try per task, one after another; the summed figures, the children's
+    summed minor page faults, and how many of the tries succeeded."""
     from sqlalchemy import select, update
 
     from tradewind.db import session_scope
@@ -147,10 +149,12 @@ def fork_tries(
     parent = WarmParent.prepare(get_settings(), die_with_parent=die_with_parent)
     parent.standby = standby
     figures = dict.fromkeys(
-        ["wall per try", "fork in the parent", "CPU of a child", "CPU of the parent"]
+        ["wall per try", "fork in the parent", "CPU of a child", "  of it in the kernel"]
+        + ["CPU of the parent"]
         + (["CPU of Postgres"] if postgres else []),
         0.0,
     )
+    faults = 0
     for task_id in task_ids:
         with session_scope(parent.factory) as session:
             session.execute(
@@ -173,7 +177,10 @@ def fork_tries(
         if status != 0:
             raise RuntimeError(f"the child of {request} ended with status {status}")
         figures["CPU of the parent"] += cpu(resource.getrusage(resource.RUSAGE_SELF)) - cpu(mine)
-        figures["CPU of a child"] += cpu(resource.getrusage(resource.RUSAGE_CHILDREN)) - cpu(theirs)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        figures["CPU of a child"] += cpu(after) - cpu(theirs)
+        figures["  of it in the kernel"] += after.ru_stime - theirs.ru_stime
+        faults += after.ru_minflt - theirs.ru_minflt
         if postgres:
             time.sleep(0.02)  # a closed connection's backend has exited by now
             figures["CPU of Postgres"] += postgres_cpu_seconds() - db_before
@@ -182,7 +189,7 @@ def fork_tries(
         states = session.scalars(
             select(TaskInstance.state).where(TaskInstance.run_id == run_id)
         ).all()
-    return figures, sum(1 for state in states if state == "success")
+    return figures, faults, sum(1 for state in states if state == "success")
 
 
 def cpu(usage: resource.struct_rusage) -> float:

@@ -235,11 +235,22 @@ def _serve(parent: WarmParent, socks: list[socket.socket]) -> NoReturn:  # pragm
 
     def life() -> None:
         name_this_process("tw-fork-server")
+        pass_task_logs_through_the_root()
         # The tries must not hold a connection open.
         parent.private_fds = [sock.fileno() for sock in socks]
         _Server(parent, socks).loop()
 
     live_for_a_client("fork server", life)
+
+
+def pass_task_logs_through_the_root() -> None:
+    """Lower the root logger to INFO here, once (its handlers keep their own levels, so
+    the server's output does not change): a try's log capture needs INFO, and a level
+    that each try had to set and reset in its own child cost it a pass over every
+    logger of the process (see `worker.logs.capture`)."""
+    root = logging.getLogger()
+    if root.getEffectiveLevel() > logging.INFO:
+        root.setLevel(logging.INFO)
 
 
 class _Server:  # pragma: no cover - runs in the fork server process

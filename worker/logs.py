@@ -220,7 +220,7 @@ def capture(handler: TryLogHandler) -> Iterator[None]:
     root = logging.getLogger()
     previous_level = root.level
     root.addHandler(handler)
-    root.setLevel(min(previous_level, logging.INFO) if previous_level else logging.INFO)
+    _set_level(root, min(previous_level, logging.INFO) if previous_level else logging.INFO)
     stdout = _LineWriter(logging.getLogger("tradewind.task.stdout"), logging.INFO)
     stderr = _LineWriter(logging.getLogger("tradewind.task.stderr"), logging.WARNING)
     # The terminal echo of `dags test` must not see these lines twice.
@@ -236,7 +236,14 @@ def capture(handler: TryLogHandler) -> Iterator[None]:
         for h in quiet:
             root.addHandler(h)
         root.removeHandler(handler)
-        root.setLevel(previous_level)
+        _set_level(root, previous_level)
+
+
+def _set_level(logger: logging.Logger, level: int) -> None:
+    """Only if it changes: every `setLevel` clears the cache of every logger in the
+    process, and in a try's forked child that writes to (copies) each of their pages."""
+    if logger.level != level:
+        logger.setLevel(level)
 
 
 def _writes_to_terminal(handler: logging.Handler) -> bool:
