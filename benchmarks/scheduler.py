@@ -16,7 +16,9 @@ whole scheduler tree's (scheduler, DAG processor, every task process), from
 ``getrusage`` after it exits: ``cpu_ms_per_task`` counts all of it, start-up included;
 ``work_cpu_ms_per_task`` only what the tree spent from ready to exit (the tree's CPU at
 ready is read from /proc). Readiness is the job table's view, read by this process, so
-no probe's CPU is counted. RSS is sampled from /proc while it works.
+no probe's CPU is counted. RSS is sampled from /proc while it works. The per-role line
+also shows what the Postgres and Redis servers spent during the workload (the whole
+servers: run nothing else against them meanwhile).
 
 The first line says how long a fixed pure-Python loop takes on this machine: compare
 figures only between runs whose loop took about as long.
@@ -151,6 +153,26 @@ def cpu_ms_by_role(
     return {role: round(n * per_tick, 2) for role, n in sorted(ticks.items()) if n > 0}
 
 
+def service_cpu_seconds(comm: str) -> float:
+    """CPU of every live process named ``comm`` (``postgres``, ``redis-server``), plus
+    what they reaped: a Postgres backend that exited counts in the postmaster's
+    children. The whole server, so run nothing else against it while measuring."""
+    ticks = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        name, _, rest = stat.partition(" (")[2].rpartition(")")
+        if name == comm:
+            fields = rest.split()
+            ticks += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def tree_rss_mb(root: int) -> float:
     total = 0
     for pid in tree_pids(root):
@@ -234,6 +256,8 @@ class Harness:
         self.parallelism = parallelism
         self.celery = celery
         self.results: dict[str, Any] = {}
+        # The servers the workload uses, whose CPU is reported next to the tree's.
+        self.servers = (["postgres"] if database_url else []) + (["redis-server"] if celery else [])
 
     def env(self, home: Path, dags: Path) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEWIND_")}
@@ -296,8 +320,10 @@ class Harness:
             time.sleep(1.0)
             idle_rss = sum(tree_rss_mb(pid) for pid in roots)
             at_start = tree_cpu_by_process(roots)
+            servers_at_start = {comm: service_cpu_seconds(comm) for comm in self.servers}
             span = self._run_workload(name, runs)
             at_end = tree_cpu_by_process(roots)
+            servers_at_end = {comm: service_cpu_seconds(comm) for comm in self.servers}
         finally:
             for process in [scheduler, *workers]:
                 process.terminate()
@@ -316,6 +342,9 @@ class Harness:
         }
         report(self.results, name, row, span)
         by_role = cpu_ms_by_role(at_start, at_end, tasks)
+        for comm, seconds in servers_at_end.items():
+            spent = seconds - servers_at_start[comm]
+            by_role[f"{comm} (server)"] = round(1000 * spent / tasks, 2)
         row["workload_cpu_ms_per_task_by_role"] = by_role
         print(" " * 11 + "CPU ms per task: " + ", ".join(f"{k} {v}" for k, v in by_role.items()))
         shutil.rmtree(work, ignore_errors=True)

@@ -32,25 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.api import ensure_database  # noqa: E402
-from benchmarks.scheduler import DAG_SOURCE, loop_seconds  # noqa: E402
-
-
-def postgres_cpu_seconds() -> float:
-    """CPU of every live process named postgres, plus what they reaped."""
-    total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        if "(postgres)" not in stat:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        total += sum(int(value) for value in fields[11:15])
-    return total / os.sysconf("SC_CLK_TCK")
+from benchmarks.scheduler import DAG_SOURCE, loop_seconds, service_cpu_seconds  # noqa: E402
 
 
 def prepare(work: Path, database_url: str | None, width: int) -> None:
@@ -166,7 +148,7 @@ def fork_tries(
         time.sleep(0.05)  # as between tries: a standby gets warm meanwhile
         mine = resource.getrusage(resource.RUSAGE_SELF)
         theirs = resource.getrusage(resource.RUSAGE_CHILDREN)
-        db_before = postgres_cpu_seconds() if postgres else 0.0
+        db_before = service_cpu_seconds("postgres") if postgres else 0.0
         started = time.perf_counter()
         child = fork_try(parent, request, fileloc=parent.fileloc_of("wide"))
         figures["fork in the parent"] += time.perf_counter() - started  # and the next standby
@@ -183,7 +165,7 @@ def fork_tries(
         faults += after.ru_minflt - theirs.ru_minflt
         if postgres:
             time.sleep(0.02)  # a closed connection's backend has exited by now
-            figures["CPU of Postgres"] += postgres_cpu_seconds() - db_before
+            figures["CPU of Postgres"] += service_cpu_seconds("postgres") - db_before
     parent.close()
     with session_scope(parent.factory) as session:
         states = session.scalars(
