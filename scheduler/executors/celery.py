@@ -10,10 +10,11 @@ scheduler wakes on their notifications, so this executor has nothing to collect.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, tuple_, update
 
@@ -35,6 +36,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 TI = TaskInstanceState
 WORKER_QUEUES_TTL_SECONDS = 5.0
+# A queue that looks unserved is checked against the job table again if what this
+# executor knows of the workers is older than this: a worker started since must not
+# have its tries reported as waiting for one.
+UNSERVED_RECHECK_SECONDS = 0.5
 # A pass asks for open slots more than once; one count serves the whole pass.
 BUSY_COUNT_TTL_SECONDS = 0.05
 BROKER_BACKOFF_SECONDS = 5.0  # after a failed send, do not try again for this long
@@ -111,7 +116,9 @@ class CeleryExecutor(Executor):
         self._pending.append(request)
 
     def flush(self) -> None:
-        """Send what this pass queued, in one batch over one broker connection."""
+        """Send what this pass queued, in one batch over one broker connection: with a
+        transport that can (Redis, kombu 5.7 and later), one pipeline of pushes instead
+        of a round trip per message."""
         if not self._pending:
             return
         from worker.celery_app import RUN_TRY, try_message
@@ -119,7 +126,6 @@ class CeleryExecutor(Executor):
         batch, self._pending = self._pending, []
         self._sent_since_count += len(batch)
         assert self._app is not None
-        sent = 0
         if time.monotonic() < self._broker_down_until:
             logger.warning(
                 "The broker was unreachable moments ago; %s tries stay queued and are sent "
@@ -129,18 +135,16 @@ class CeleryExecutor(Executor):
             )
             return
         try:
-            with self._app.producer_or_acquire() as producer:
+            with self._app.producer_or_acquire() as producer, _one_batch(producer):
                 for request in batch:
                     self._app.send_task(
                         RUN_TRY, args=try_message(request), queue=request.queue, producer=producer
                     )
-                    sent += 1
         except Exception as exc:
             self._broker_down_until = time.monotonic() + BROKER_BACKOFF_SECONDS
             logger.warning(
-                "Could not send %s of %s tries to the broker (%s); they stay queued and are "
-                "sent again after %ss",
-                len(batch) - sent,
+                "Could not send %s tries to the broker, or not all of them (%s); those not "
+                "sent stay queued and are sent again after %ss",
                 len(batch),
                 exc,
                 self.settings.task_queued_timeout_seconds,
@@ -173,6 +177,13 @@ class CeleryExecutor(Executor):
         unserved = [r for r in batch if r.queue not in listened]
         if not unserved:
             return
+        assert self._queues is not None
+        if time.monotonic() - self._queues[0] > UNSERVED_RECHECK_SECONDS:
+            self._queues = None  # perhaps a worker has started since
+            listened = self._listened_queues()
+            unserved = [r for r in batch if r.queue not in listened]
+            if not unserved:
+                return
         known = ", ".join(sorted(listened)) or "none"
         with session_scope(self._session_factory()) as session:
             for queue in sorted({r.queue for r in unserved}):
@@ -220,3 +231,10 @@ class CeleryExecutor(Executor):
         """Tries run on workers and outlive the scheduler: send what is pending and go."""
         self.flush()
         return []
+
+
+def _one_batch(producer: Any) -> contextlib.AbstractContextManager[Any]:
+    """The producer's batch of publishes (kombu 5.7 and later), or nothing: then each
+    message is sent on its own, as before."""
+    batch = getattr(producer, "batch", None)
+    return batch() if batch is not None else contextlib.nullcontext()

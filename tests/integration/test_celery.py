@@ -32,7 +32,7 @@ from tests.integration.test_executor_contract import (
 )
 from tests.integration.test_try_process import children_of
 from tradewind.db import session_scope
-from tradewind.models import LogChunk, TaskInstance
+from tradewind.models import Job, LogChunk, TaskInstance
 from tradewind.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -533,6 +533,51 @@ with DAG("stranded"):
     assert ti.state == "queued"
     assert "queue 'nowhere'" in ti.queued_reason
     assert "tradewind worker --queues nowhere" in ti.queued_reason
+
+
+def test_a_worker_started_after_the_scheduler_looked_is_not_reported_missing(
+    cluster: Cluster,
+    dags_folder: Path,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    side: Path,
+) -> None:
+    """The scheduler caches what it knows of the workers; a worker that started since
+    must not have its tries marked as waiting for one (nor the log say so)."""
+    write(
+        dags_folder,
+        "late.py",
+        side,
+        """
+from tradewind import DAG
+from tradewind.operators.python import PythonOperator
+
+with DAG("late"):
+    PythonOperator(task_id="work", python_callable=lambda: mark("work"))
+""",
+    )
+    parse_and_unpause(session_factory, settings, "late")
+    scheduler = cluster.scheduler()
+    wait_for(lambda: job_running(session_factory, "scheduler", scheduler.process.pid), "passes")
+    cluster.worker("worker-a")
+    wait_for(lambda: "ready" in cluster.output(), "the worker to be ready")
+    cluster.trigger("late")
+    run = finished_run(session_factory, "late", cluster)
+    assert run.state == "success", cluster.output()
+    assert executions(side) == ["work"]
+    assert "No alive worker" not in cluster.output()
+
+
+def job_running(factory: sessionmaker[Session], job_type: str, pid: int) -> bool:
+    with session_scope(factory) as session:
+        return (
+            session.scalar(
+                select(Job.id).where(
+                    Job.job_type == job_type, Job.pid == pid, Job.state == "running"
+                )
+            )
+            is not None
+        )
 
 
 def test_a_worker_refuses_an_sqlite_database(tmp_path: Path) -> None:
