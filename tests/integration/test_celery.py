@@ -173,10 +173,16 @@ def test_a_killed_worker_s_try_is_a_zombie_and_is_retried_on_the_other_worker(
     cluster.trigger("sleeper")
     first = wait_for(lambda: inside_first_try(session_factory, side), "the first try")
     # The worker's machine is lost: everything dies at once, the try with no chance to
-    # record anything (frozen first, so the signal its dying parent sends goes unheard).
+    # record anything. The try and then the worker with its fork server are frozen, and
+    # the try is killed before them: had the fork server died first, the kernel would
+    # have resumed the stopped try (SIGCONT to a process group that its parent's death
+    # orphans), and the try would have handled its parent-death SIGTERM and recorded
+    # its end before the SIGKILL came (under nohup, the SIGHUP sent with it is ignored).
+    worker = workers[first.hostname]
     os.killpg(first.pid, signal.SIGSTOP)
-    workers[first.hostname].kill()
+    os.killpg(worker.process.pid, signal.SIGSTOP)
     os.killpg(first.pid, signal.SIGKILL)
+    worker.kill()
     wait_for(lambda: not pid_alive(first.pid), "the try to die with its worker")
     run = finished_run(session_factory, "sleeper", cluster)
     assert run.state == "success", cluster.output()
