@@ -121,18 +121,27 @@ def process_role(pid: int) -> str:
     return f"{program} {words[1]}"
 
 
+def cpu_ticks(pid: int | str) -> tuple[str, int, int] | None:
+    """A live process's name (/proc/PID/comm), its own CPU ticks and those of the
+    children it has reaped; None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    name, _, rest = stat.partition(" (")[2].rpartition(")")
+    fields = rest.split()
+    own = int(fields[11]) + int(fields[12])  # utime stime
+    return name, own, int(fields[13]) + int(fields[14])  # cutime cstime
+
+
 def tree_cpu_by_process(roots: list[int]) -> dict[int, tuple[str, int, int]]:
     """For each live process under ``roots``: its role, its own CPU ticks and those of
     the children it has reaped."""
     found = {}
     for pid in (pid for root in roots for pid in tree_pids(root)):
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                fields = handle.read().rpartition(")")[2].split()
-        except OSError:
-            continue
-        own = int(fields[11]) + int(fields[12])  # utime stime
-        found[pid] = (process_role(pid), own, int(fields[13]) + int(fields[14]))  # cutime cstime
+        if (ticks := cpu_ticks(pid)) is not None:
+            found[pid] = (process_role(pid), ticks[1], ticks[2])
     return found
 
 
@@ -159,17 +168,9 @@ def service_cpu_seconds(comm: str) -> float:
     children. The whole server, so run nothing else against it while measuring."""
     ticks = 0
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        name, _, rest = stat.partition(" (")[2].rpartition(")")
-        if name == comm:
-            fields = rest.split()
-            ticks += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+        found = cpu_ticks(entry) if entry.isdigit() else None
+        if found is not None and found[0] == comm:
+            ticks += found[1] + found[2]
     return ticks / os.sysconf("SC_CLK_TCK")
 
 

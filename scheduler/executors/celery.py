@@ -117,10 +117,8 @@ class CeleryExecutor(Executor):
         transport that can (Redis, kombu 5.7 and later), one pipeline of pushes instead
         of a round trip per message.
 
-        It ends a pass: the next one counts the busy slots again. A count kept for a
-        while longer (it was 50 ms) made the pass that a try's end woke see that try's
-        slot still taken, so a freed slot waited for a later wake-up: on a wide run,
-        3 to 5.5 of 8 slots were in use on average instead of 6.5."""
+        It ends a pass: the next one counts the busy slots again, so the pass that a
+        try's end woke sees that try's slot free."""
         self._busy = None
         if not self._pending:
             return
@@ -176,17 +174,12 @@ class CeleryExecutor(Executor):
 
     def _explain_unserved(self, batch: list[TryRequest]) -> None:
         """Note on each try whose queue no alive worker listens to why it waits."""
-        listened = self._listened_queues()
+        listened = self._workers()[0]
+        if any(r.queue not in listened for r in batch):  # or a worker has started since
+            listened = self._workers(max_age=UNSERVED_RECHECK_SECONDS)[0]
         unserved = [r for r in batch if r.queue not in listened]
         if not unserved:
             return
-        assert self._queues is not None
-        if time.monotonic() - self._queues[0] > UNSERVED_RECHECK_SECONDS:
-            self._queues = None  # perhaps a worker has started since
-            listened = self._listened_queues()
-            unserved = [r for r in batch if r.queue not in listened]
-            if not unserved:
-                return
         known = ", ".join(sorted(listened)) or "none"
         with session_scope(self._session_factory()) as session:
             for queue in sorted({r.queue for r in unserved}):
@@ -215,13 +208,11 @@ class CeleryExecutor(Executor):
                 )
                 logger.warning("%s tries wait: %s", len(keys), reason)
 
-    def _listened_queues(self) -> set[str]:
-        return self._workers()[0]
-
-    def _workers(self) -> tuple[set[str], int]:
-        """The queues alive workers listen to, and their total concurrency (cached)."""
+    def _workers(self, max_age: float = WORKER_QUEUES_TTL_SECONDS) -> tuple[set[str], int]:
+        """The queues alive workers listen to, and their total concurrency, as read from
+        the job table at most ``max_age`` seconds ago."""
         now = time.monotonic()
-        if self._queues is None or now - self._queues[0] > WORKER_QUEUES_TTL_SECONDS:
+        if self._queues is None or now - self._queues[0] > max_age:
             threshold = timedelta(seconds=self.settings.job_dead_after_seconds)
             with read_session(self._session_factory()) as session:
                 alive = jobs.alive_jobs(session, "worker", now=utcnow(), threshold=threshold)
