@@ -27,7 +27,12 @@ from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
 
 from tradewind.db import ConnectionLoan, read_session, run_core
-from tradewind.processes import describe_exit, name_this_process, set_parent_death_signal
+from tradewind.processes import (
+    collapse_heap_into_huge_pages,
+    describe_exit,
+    name_this_process,
+    set_parent_death_signal,
+)
 from worker.dag_cache import DagFileCache
 from worker.logs import TryIdentity
 from worker.recorder import TAKEN, RecorderLink, claim_through, end_through
@@ -105,7 +110,7 @@ class WarmParent:
         reports_ends: bool = False,
     ) -> WarmParent:
         """Import what tries use, compile the statements they run, freeze the heap
-        (fewer pages copied into each child)."""
+        (fewer pages copied into each child) and put it in huge pages (cheaper forks)."""
         from tradewind.db import make_engine, make_session_factory
         from worker.task_runner import host_name, warm_up
 
@@ -119,8 +124,7 @@ class WarmParent:
         factory = make_session_factory(engine)
         warm_up(factory)
         host_name()
-        gc.collect()
-        gc.freeze()
+        settle_heap()
         return cls(
             settings,
             engine,
@@ -209,6 +213,15 @@ class TryProcess:
             loan.settle(clean=os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0)
 
 
+def settle_heap() -> None:
+    """In a warm parent, once it has loaded what its children use: freeze the heap (the
+    children's garbage collections leave it alone, so they copy fewer of its pages) and
+    put it in huge pages (see `collapse_heap_into_huge_pages`)."""
+    gc.collect()
+    gc.freeze()
+    collapse_heap_into_huge_pages()
+
+
 def fork_try(
     parent: WarmParent, request: TryRequest, *, fileloc: str | None, refill_standby: bool = True
 ) -> TryProcess:
@@ -221,7 +234,10 @@ def fork_try(
     is forked now.
     """
     if fileloc is not None:
+        generation = parent.dags.generation
         parent.dags.prime(fileloc)  # the child inherits the imported DAG file
+        if parent.dags.generation != generation:
+            settle_heap()  # and its objects, as it does the rest of the parent's
     standby = parent._take_standby()
     started = standby.start(request) if standby is not None else None
     if started is None:
