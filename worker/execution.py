@@ -27,7 +27,7 @@ from tradewind.errors import (
     TradewindError,
     XComError,
 )
-from tradewind.models import DagRun, DagVersion
+from tradewind.models import DagVersion
 from tradewind.models.base import utcnow
 from tradewind.sdk.context import base_context
 from tradewind.serialization import jsonable
@@ -35,7 +35,7 @@ from tradewind.state import TaskInstanceState, TryEnd
 from tradewind.triggers.base import trigger_record
 from tradewind.triggers.encoding import decode, encode
 from worker.dag_cache import DagFileCache, VersionRef
-from worker.runtime import DagRunView, RuntimeTaskInstance
+from worker.runtime import DagRunView, PreviousSuccess, RuntimeTaskInstance
 from worker.timeout import execution_timeout, stoppable
 
 if TYPE_CHECKING:
@@ -124,11 +124,13 @@ class TryExecution:
         run: DagRunView,
         version: VersionRef,
         resume: Resumption | None = None,
+        previous: PreviousSuccess | None = None,
     ) -> TryOutcome:
         outcome = TryOutcome(end=TryEnd.FAILED)
+        previous = previous or PreviousSuccess()
         try:
             with stoppable():
-                self._prepare_and_run(request, ti_id, run, version, outcome, resume)
+                self._prepare_and_run(request, ti_id, run, version, outcome, resume, previous)
         except TaskDefer as deferred:
             try:
                 outcome.deferral = _deferral_of(deferred)
@@ -153,12 +155,13 @@ class TryExecution:
         version: VersionRef,
         outcome: TryOutcome,
         resume: Resumption | None,
+        previous: PreviousSuccess,
     ) -> None:
         dag = self.dags.get_version(version, request.dag_id, lambda: self._source(version))
         # Rendering writes into the operator: work on a copy, never on the cached DAG's.
         task = copy.copy(dag.get_task(request.task_id))
         runtime_ti = self._runtime_ti(request, ti_id, run, task)
-        context = self._context(dag, task, runtime_ti, run)
+        context = self._context(dag, task, runtime_ti, run, previous)
         outcome.task, outcome.context, outcome.runtime_ti = task, context, runtime_ti
         if task.is_mapped:
             task = task.unmap(context, request.map_index)  # type: ignore[attr-defined]
@@ -236,7 +239,12 @@ class TryExecution:
         )
 
     def _context(
-        self, dag: Any, task: BaseOperator, ti: RuntimeTaskInstance, run: DagRunView
+        self,
+        dag: Any,
+        task: BaseOperator,
+        ti: RuntimeTaskInstance,
+        run: DagRunView,
+        previous: PreviousSuccess,
     ) -> dict[str, Any]:
         params = dag.params.merged(task.params).resolve(run.conf)
         context = base_context(
@@ -250,38 +258,8 @@ class TryExecution:
             data_interval_end=run.data_interval_end,
         )
         context["conf"] = self.settings
-        context.update(self._previous_success(run))
+        context.update(previous.context())
         return context
-
-    def _previous_success(self, run: DagRunView) -> dict[str, Any]:
-        """Airflow's prev_*_success values: the last successful run before this one."""
-        values: dict[str, Any] = dict.fromkeys(
-            (
-                "prev_data_interval_start_success",
-                "prev_data_interval_end_success",
-                "prev_start_date_success",
-                "prev_end_date_success",
-            )
-        )
-        if run.logical_date is None:
-            return values
-        with read_session(self.factory) as session:
-            previous = session.scalar(
-                select(DagRun)
-                .where(
-                    DagRun.dag_id == run.dag_id,
-                    DagRun.state == "success",
-                    DagRun.logical_date < run.logical_date,
-                )
-                .order_by(DagRun.logical_date.desc())
-                .limit(1)
-            )
-            if previous is not None:
-                values["prev_data_interval_start_success"] = previous.data_interval_start
-                values["prev_data_interval_end_success"] = previous.data_interval_end
-                values["prev_start_date_success"] = previous.start_date
-                values["prev_end_date_success"] = previous.end_date
-        return values
 
     def _log_end(self, request: TryRequest, outcome: TryOutcome) -> None:
         error = outcome.error

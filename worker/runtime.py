@@ -67,6 +67,26 @@ class DagRunView:
         )
 
 
+@dataclass(frozen=True)
+class PreviousSuccess:
+    """The last successful run before the try's own, by logical date, as Airflow's
+    ``prev_*_success`` context values show it (all None when there is none, or the run
+    has no logical date)."""
+
+    data_interval_start: datetime | None = None
+    data_interval_end: datetime | None = None
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+
+    @classmethod
+    def columns(cls) -> list[Any]:
+        return [getattr(DagRun, name) for name in cls.__dataclass_fields__]
+
+    def context(self) -> dict[str, Any]:
+        """The context's ``prev_*_success`` entries."""
+        return {f"prev_{name}_success": getattr(self, name) for name in self.__dataclass_fields__}
+
+
 @dataclass
 class RuntimeTaskInstance:
     """The running try: identifiers, XCom access and skip requests.

@@ -44,7 +44,7 @@ from tradewind.wakeup import wake_scheduler
 from worker.dag_cache import DagFileCache, VersionRef
 from worker.execution import Deferral, Resumption, TryExecution, TryOutcome
 from worker.logs import TryIdentity, TryLogHandler, capture, write_chunk
-from worker.runtime import DagRunView
+from worker.runtime import DagRunView, PreviousSuccess
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -159,7 +159,7 @@ class TaskRunner:
                     "Running %s on host %s, pid %s", request, self.hostname, os.getpid()
                 )
                 outcome = self.execution.execute(
-                    request, claim.ti_id, claim.run, claim.version, claim.resume
+                    request, claim.ti_id, claim.run, claim.version, claim.resume, claim.previous
                 )
                 state = self._record(request, claim, outcome, handler)
                 if self.on_recorded is not None:
@@ -218,13 +218,15 @@ class TaskRunner:
         version = self._version(session, version_id)
         if run is None or version is None:  # pragma: no cover - foreign keys prevent it
             raise TradewindError(f"{request}: its run or DAG version has vanished")
+        view = DagRunView.of_row(run)
         return Claim(
             ti_id,
-            DagRunView.of_row(run),
+            view,
             VersionRef(version_id, *version),
             started,
             max_tries,
             resume,
+            previous_success(session, view),
         )
 
     def _version(self, session: Session, version_id: str) -> tuple[str, str] | None:
@@ -375,6 +377,9 @@ class Claim:
     started: datetime
     max_tries: int
     resume: Resumption | None
+    # Read here rather than by the try's code: a recorder reads it with many claims in
+    # one transaction, and a try whose code reads nothing else needs no connection.
+    previous: PreviousSuccess
 
 
 @dataclass(frozen=True, slots=True)
@@ -597,6 +602,32 @@ def run_query() -> Any:
 
 def run_params(request: TryRequest) -> dict[str, Any]:
     return {"dag_id": request.dag_id, "run_id": request.run_id}
+
+
+def previous_success(session: Session, run: DagRunView) -> PreviousSuccess:
+    """The last successful run of ``run``'s DAG before it (see `PreviousSuccess`)."""
+    if run.logical_date is None:
+        return PreviousSuccess()
+    row = run_core(
+        session,
+        previous_success_query(),
+        {"dag_id": run.dag_id, "logical_date": run.logical_date},
+    ).first()
+    return PreviousSuccess() if row is None else PreviousSuccess(*row)
+
+
+@functools.cache
+def previous_success_query() -> Any:
+    return (
+        select(*PreviousSuccess.columns())
+        .where(
+            DagRun.dag_id == bindparam("dag_id"),
+            DagRun.state == "success",
+            DagRun.logical_date < bindparam("logical_date"),
+        )
+        .order_by(DagRun.logical_date.desc())
+        .limit(1)
+    )
 
 
 @functools.cache

@@ -423,8 +423,10 @@ def test_depends_on_past_and_previous_success_context(
         """
     import os
 
-    def work(prev_start_date_success, ds):
-        mark(f"{ds} prev={prev_start_date_success is not None}")
+    def work(ds, **context):
+        prev = [context[f"prev_{name}_success"] for name in
+                ("data_interval_start", "data_interval_end", "start_date", "end_date")]
+        mark(f"{ds} prev=" + ",".join("-" if v is None else v.isoformat() for v in prev))
         if os.environ.get("HISTORY_FAIL") == ds:
             raise RuntimeError("bad day")
 
@@ -459,7 +461,21 @@ def test_depends_on_past_and_previous_success_context(
     with session_factory() as session:
         note = session.scalar(select(DagRun.note).where(DagRun.run_id == third.run_id))
     assert "depends_on_past" in (note or "")
-    assert side_file.read_text().splitlines() == ["2024-01-02 prev=False", "2024-01-03 prev=True"]
+    with session_factory() as session:
+        before = session.execute(
+            select(
+                DagRun.data_interval_start,
+                DagRun.data_interval_end,
+                DagRun.start_date,
+                DagRun.end_date,
+            ).where(DagRun.run_id == first.run_id)
+        ).one()
+    # The run of 01-03 sees the successful run of 01-02 as its previous success (read
+    # with the try's claim); the first run has none.
+    assert side_file.read_text().splitlines() == [
+        "2024-01-02 prev=-,-,-,-",
+        "2024-01-03 prev=" + ",".join(v.isoformat() for v in before),
+    ]
 
 
 def test_none_is_a_storable_xcom_value(
