@@ -46,17 +46,19 @@ def advance_run(session: Session, run: DagRun, *, now: datetime) -> StepResult:
     """Plan the run once and apply the plan; the caller commits."""
     if run.dag_version_id is None:
         raise LookupError(f"run {run.run_id} of {run.dag_id} has no DAG version")
-    if run.state == str(DagRunState.RUNNING) and _settled(session, run):
-        return StepResult(plan=RunPlan())
     dag = serialized_for(session, run.dag_version_id)
+    if run.state == str(DagRunState.RUNNING) and not _small(dag) and _settled(session, run):
+        return StepResult(plan=RunPlan())
     # Plan from a few columns of every instance; load whole rows only for those the
     # plan changes (a run of 1,000 tasks otherwise costs 1,000 ORM objects per pass).
     of_run = {"dag_id": run.dag_id, "run_id": run.run_id}
     snapshot_rows = session.execute(_snapshot_query(), of_run).all()
-    lengths = {
-        (task_id, key): length
-        for task_id, key, length in session.execute(_map_lengths_query(), of_run)
-    }
+    lengths = {}
+    if dag.expands_over_xcom:
+        lengths = {
+            (task_id, key): length
+            for task_id, key, length in session.execute(_map_lengths_query(), of_run)
+        }
     snapshots = [
         TISnapshot(task_id, map_index, TI(state) if state else None, try_number, next_try_at)
         for _, task_id, map_index, state, try_number, next_try_at in snapshot_rows
@@ -75,12 +77,26 @@ def advance_run(session: Session, run: DagRun, *, now: datetime) -> StepResult:
     _set_states(plan, by_key, now)
     result = StepResult(plan=plan)
     result.scheduled = [schedule_instance(session, by_key[key], now) for key in plan.ready]
-    run.last_scheduling_decision = now
+    if plan.changed:
+        run.last_scheduling_decision = now  # not written for a pass that decided nothing
     if plan.run_state is not None:
         run.state = str(plan.run_state)
         run.end_date = now
         result.finished = plan.run_state
     return result
+
+
+# Runs of at most this many instances are planned without asking `_settled` first: their
+# snapshot costs about what the count does, and a run whose next task is ready (a chain,
+# after each try) would pay for both.
+SMALL_RUN_TASKS = 64
+
+
+def _small(dag: SerializedDag) -> bool:
+    """Whether every run of ``dag`` has few instances (no mapped task can add more)."""
+    return len(dag.tasks) <= SMALL_RUN_TASKS and not any(
+        spec.is_mapped for spec in dag.tasks.values()
+    )
 
 
 def _settled(session: Session, run: DagRun) -> bool:

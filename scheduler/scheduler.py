@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import bindparam, select, tuple_
+from sqlalchemy import bindparam, tuple_
 
 from scheduler import liveness
 from scheduler.asset_runs import create_asset_triggered_runs
@@ -88,6 +88,12 @@ class Scheduler:
         self.executor = executor
         self.job_id: int | None = None
         self._dirty: set[int] = set()
+        # (dag_id, run_id) of runs whose tries ended since the last pass: looked up with
+        # the runs to advance, in the same statement.
+        self._dirty_keys: set[tuple[str, str]] = set()
+        # Whether a queued run may have become startable since the last look: a run was
+        # named by a wake-up (a new or cleared run) or finished (a free slot).
+        self._runs_may_start = True
         self._last_sweep: datetime | None = None
         self._last_beat: datetime | None = None
         self._last_liveness: datetime | None = None
@@ -168,6 +174,7 @@ class Scheduler:
                 self._external_change = True
             else:
                 self._dirty |= named
+                self._runs_may_start = True
         with contextlib.suppress(BlockingIOError):
             while os.read(self._wake_read, 1024):
                 pass
@@ -202,9 +209,13 @@ class Scheduler:
                 report.created_runs = len(create_due_runs(session, now))
                 report.created_runs += len(advance_backfills(session, now))
                 report.created_runs += len(create_asset_triggered_runs(session, now))
-            for run in start_queued_runs(session, now):
-                self._dirty.add(run.id)
+            if full or self._runs_may_start:
+                self._runs_may_start = False
+                for run in start_queued_runs(session, now):
+                    self._dirty.add(run.id)
             report.finished_runs = self._advance_runs(session, now, full=full)
+            if report.finished_runs:
+                self._runs_may_start = True
             picked = pick_for_queue(session, slots=self.executor.open_slots(), now=now)
             report.queued = [queue_instance(session, ti, now) for ti in picked]
             if full or report.finished_runs:
@@ -226,9 +237,7 @@ class Scheduler:
         for item in finished:
             if not item.clean:
                 end_lost_try(session, item.request, item.detail, now=now)
-        runs = {(item.request.dag_id, item.request.run_id) for item in finished}
-        if runs:
-            self._dirty.update(session.scalars(_runs_named(), {"keys": sorted(runs)}))
+        self._dirty_keys.update((item.request.dag_id, item.request.run_id) for item in finished)
 
     def _advance_runs(
         self, session: Session, now: datetime, *, full: bool = True
@@ -242,9 +251,10 @@ class Scheduler:
             runs = session.scalars(_running_runs(named=False, lock=postgres)).all()
         else:
             due = liveness.runs_with_due_retries(session, now) if full else set()
-            if ids := sorted(self._dirty | due):
+            ids, keys = sorted(self._dirty | due), sorted(self._dirty_keys)
+            if ids or keys:
                 query = _running_runs(named=True, lock=postgres)
-                runs = session.scalars(query, {"run_ids": ids}).all()
+                runs = session.scalars(query, {"run_ids": ids, "keys": keys}).all()
         finished = []
         for run in runs:
             with isolated(session, f"scheduling run {run.run_id} of {run.dag_id}"):
@@ -258,6 +268,7 @@ class Scheduler:
         if sweep:
             self._last_sweep = now
         self._dirty.clear()
+        self._dirty_keys.clear()
         return finished
 
     def _housekeeping(self, now: datetime) -> None:
@@ -283,20 +294,16 @@ class Scheduler:
 
 
 @functools.cache
-def _runs_named() -> Any:
-    """The ids of the runs with the (dag_id, run_id) ``keys``."""
-    return select(DagRun.id).where(
-        tuple_(DagRun.dag_id, DagRun.run_id).in_(bindparam("keys", expanding=True))
-    )
-
-
-@functools.cache
 def _running_runs(*, named: bool, lock: bool) -> Any:
-    """Running runs of unpaused DAGs; ``named``: only those in ``run_ids``; ``lock``:
-    skip and lock rows as another scheduler works on them (Postgres)."""
+    """Running runs of unpaused DAGs; ``named``: only those whose id is in ``run_ids``
+    or whose (dag_id, run_id) is in ``keys``; ``lock``: skip and lock rows as another
+    scheduler works on them (Postgres)."""
     query = runs_to_schedule(DagRunState.RUNNING)
     if named:
-        query = query.where(DagRun.id.in_(bindparam("run_ids", expanding=True)))
+        query = query.where(
+            DagRun.id.in_(bindparam("run_ids", expanding=True))
+            | tuple_(DagRun.dag_id, DagRun.run_id).in_(bindparam("keys", expanding=True))
+        )
     if lock:
         query = query.with_for_update(of=DagRun, skip_locked=True)
     return query

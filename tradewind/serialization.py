@@ -260,6 +260,11 @@ class SerializedDag:
         return cls(dag_id=data["dag_id"], tasks=tasks, raw=data)
 
     @cached_property
+    def expands_over_xcom(self) -> bool:
+        """Whether a mapped task of this DAG takes its length from an upstream XCom."""
+        return any(spec.xcom_sources() for spec in self.tasks.values())
+
+    @cached_property
     def leaves(self) -> tuple[str, ...]:
         return tuple(t.task_id for t in self.tasks.values() if not t.downstream)
 

@@ -15,10 +15,12 @@ from scheduler.dag_processing.processor import DagFileProcessor
 from scheduler.executors.sequential import SequentialExecutor
 from scheduler.scheduler import Scheduler
 from tests.integration.daemons import daemon_env, pid_alive, running, wait_for
+from tradewind.dagruns import RunRequest, create_dag_run, latest_version
 from tradewind.dags import set_paused
 from tradewind.db import session_scope
-from tradewind.models import DagRun, TaskInstance, TaskInstanceHistory
+from tradewind.models import DagModel, DagRun, TaskInstance, TaskInstanceHistory
 from tradewind.settings import Settings
+from tradewind.state import DagRunType
 
 pytestmark = pytest.mark.integration
 
@@ -102,6 +104,43 @@ def test_paused_dags_get_no_runs_and_max_active_runs_holds(
     runs = runs_of(session_factory, "slowdaily")
     assert len(runs) == 2  # the executor never finishes them: no third run
     assert {r.state for r in runs} == {"running"}
+
+
+def test_a_queued_run_starts_in_the_pass_after_one_finished_without_a_full_pass(
+    dags_folder: Path, settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    """Passes that follow up ended tries (``full=False``) look at queued runs after a
+    pass that finished a run: that is what frees a ``max_active_runs`` slot."""
+    write(
+        dags_folder,
+        "oneatatime.py",
+        """
+    from tradewind import DAG
+    from tradewind.operators.python import PythonOperator
+
+    with DAG("oneatatime", schedule=None, max_active_runs=1):
+        a = PythonOperator(task_id="a", python_callable=lambda: None)
+        a >> PythonOperator(task_id="b", python_callable=lambda: None)
+    """,
+    )
+    parse_and_unpause(session_factory, settings, "oneatatime")
+    with session_scope(session_factory) as session:
+        dag, version = session.get(DagModel, "oneatatime"), latest_version(session, "oneatatime")
+        assert dag is not None
+        for day in range(3):
+            request = RunRequest(DagRunType.MANUAL, run_after=START + timedelta(days=day))
+            create_dag_run(session, dag, version, request, now=START)
+    scheduler = Scheduler(session_factory, settings, SequentialExecutor(settings))
+    now = START + timedelta(days=3)
+    scheduler.tick(now, full=False)  # the scheduler's first look: starts the first run
+    assert [r.state for r in runs_of(session_factory, "oneatatime")] == [
+        "running",
+        "queued",
+        "queued",
+    ]
+    for _ in range(20):
+        scheduler.tick(now, full=False)
+    assert [r.state for r in runs_of(session_factory, "oneatatime")] == ["success"] * 3
 
 
 class _NeverRuns(SequentialExecutor):

@@ -215,3 +215,21 @@ def test_a_run_is_settled_only_when_planning_could_change_nothing(
     counts: dict[TI | None, int], settled: bool
 ) -> None:
     assert is_settled(counts) is settled
+
+
+def test_only_a_dag_that_maps_over_an_xcom_needs_the_lengths_of_mapped_xcoms() -> None:
+    @task
+    def numbers() -> list[int]:
+        return [1, 2]
+
+    @task
+    def double(n: int) -> int:
+        return 2 * n
+
+    with DAG("over_xcom") as over_xcom:
+        double.expand(n=numbers())
+    with DAG("over_a_list") as over_a_list:
+        double.expand(n=[1, 2, 3])
+    assert frozen(over_xcom).expands_over_xcom
+    assert not frozen(over_a_list).expands_over_xcom
+    assert not linear().expands_over_xcom
