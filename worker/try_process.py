@@ -51,13 +51,14 @@ DONE = b"done"
 # process took it). It contains DONE, so a reader asking only "is it over?" needs no
 # other check; the Celery worker tells the two apart to log the drop in its own log.
 NOT_OURS = DONE + b":not-ours"
-# What tries commonly need, imported once in the parent instead of in every child.
+# What tries commonly need, imported once in the parent instead of in every child
+# (jsonschema comes with the first DAG file that defines a param with a schema, see
+# `tradewind.sdk.params`: about 5 MB that every fork would copy the page table of).
 WARM_MODULES = (
     "jinja2",
     "jinja2.sandbox",
     "jinja2.nativetypes",
     "jinja2.ext",
-    "jsonschema",
     "tradewind.sdk.decorators",
     "tradewind.sdk.templating",
     "tradewind.sdk.context",

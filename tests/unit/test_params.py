@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 from typing import Any
 
 import pytest
@@ -177,3 +180,24 @@ def test_params_from_dump_keeps_a_none_default() -> None:
     rebuilt = params_from_dump(original.dump())
 
     assert rebuilt.resolve() == {"note": None}
+
+
+def test_the_schema_validator_is_loaded_by_the_first_dag_that_needs_it() -> None:
+    """A fork server imports jsonschema with the first DAG file that defines a param with
+    a schema (so every try forked from it has it), and never for DAGs without one."""
+    script = textwrap.dedent(
+        """
+        import sys
+        from tradewind import DAG, Param
+        with DAG("plain", params={"n": 1, "name": Param("x")}):
+            pass
+        print("jsonschema" in sys.modules)
+        with DAG("checked", params={"n": Param(type="integer")}):
+            pass
+        print("jsonschema" in sys.modules)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.split() == ["False", "True"]

@@ -108,6 +108,11 @@ class ParamsDict(Mapping[str, Any]):
         self._validate_defaults(site)
 
     def _validate_defaults(self, site: tuple[str | None, int | None]) -> None:
+        if any(param.schema for param in self._params.values()):
+            # Loaded where the DAG is defined: a fork server that loads this DAG's file
+            # has it ready for every try it forks (which checks the run's values), and
+            # one whose DAGs have no schema never carries it.
+            import jsonschema  # noqa: F401
         for name, param in self._params.items():
             if not isinstance(name, str):
                 raise DagDefinitionError(
