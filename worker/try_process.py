@@ -53,7 +53,7 @@ DONE = b"done"
 NOT_OURS = DONE + b":not-ours"
 # What tries commonly need, imported once in the parent instead of in every child
 # (jsonschema comes with the first DAG file that defines a param with a schema, see
-# `tradewind.sdk.params`: about 5 MB that every fork would copy the page table of).
+# `tradewind.sdk.params`: about 2 MB that every fork would copy the page table of).
 WARM_MODULES = (
     "jinja2",
     "jinja2.sandbox",
