@@ -238,6 +238,8 @@ def _add_version_if_changed(
     ).first()
     if latest is not None and latest.content_hash == digest:
         return False
+    if latest is not None and source is not None:
+        _warn_if_time_dependent(session, dag_id, serialized, source, latest.version_number)
     number = (latest.version_number if latest else 0) + 1
     session.add(
         DagVersion(
@@ -251,6 +253,53 @@ def _add_version_if_changed(
     )
     logger.info("DAG %s: stored version %s", dag_id, number)
     return True
+
+
+SHOWN_CHANGES = 5  # fields named in the warning of `_warn_if_time_dependent`
+
+
+def _warn_if_time_dependent(
+    session: Session, dag_id: str, serialized: dict[str, Any], source: str, number: int
+) -> None:
+    """Warn when a DAG changed although its file's text did not: its definition depends
+    on when it is parsed (``start_date=datetime.now()``, a date in a task id), so every
+    parse stores a new version and every try reads and compiles its own copy."""
+    before = session.execute(
+        select(DagVersion.source_code, DagVersion.serialized).where(
+            DagVersion.dag_id == dag_id, DagVersion.version_number == number
+        )
+    ).first()
+    if before is None or before.source_code != source:
+        return
+    changed = _changed_fields(before.serialized, serialized)
+    if len(changed) > SHOWN_CHANGES:
+        changed[SHOWN_CHANGES:] = [f"and {len(changed) - SHOWN_CHANGES} more"]
+    logger.warning(
+        "DAG %s changed although its file did not (%s): its definition depends on the time "
+        "it is parsed, so each parse stores a new version. Use fixed values, e.g. "
+        "start_date=datetime(2024, 1, 1) instead of datetime.now()",
+        dag_id,
+        ", ".join(changed) or "its serialized form",
+    )
+
+
+def _changed_fields(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The DAG's top-level fields that differ, and ``tasks.<task_id>.<field>`` for tasks."""
+    changed = [key for key in sorted(old.keys() | new.keys()) if key != "tasks"]
+    changed = [key for key in changed if old.get(key) != new.get(key)]
+    old_tasks = {t["task_id"]: t for t in old.get("tasks", [])}
+    for task in new.get("tasks", []):
+        previous = old_tasks.get(task["task_id"])
+        if previous is None:
+            continue
+        changed.extend(
+            f"tasks.{task['task_id']}.{key}"
+            for key in sorted(task.keys() | previous.keys())
+            if task.get(key) != previous.get(key)
+        )
+    if {t["task_id"] for t in new.get("tasks", [])} != set(old_tasks):
+        changed.append("the task ids")
+    return changed
 
 
 def _clashing_file(session: Session, dag_id: str, fileloc: str) -> str | None:

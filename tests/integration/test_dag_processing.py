@@ -207,3 +207,35 @@ def test_ignore_file_and_safe_mode(
     write(dags_folder, ".tradewindignore", "vendor/\n# comment\n")
     report = processor.process(now=utcnow())
     assert [Path(p.fileloc).name for p in report.parsed] == ["kept.py"]
+
+
+def test_a_dag_that_changes_while_its_file_does_not_is_warned_about(
+    dags_folder: Path,
+    processor: DagFileProcessor,
+    session_factory: sessionmaker[Session],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A definition that depends on the time of parsing (Airflow's classic mistake)
+    stores a new version at every parse; the processor says which fields moved."""
+    write(
+        dags_folder,
+        "moving.py",
+        """
+    from datetime import datetime, timedelta, timezone
+    from tradewind import DAG
+    from tradewind.operators.empty import EmptyOperator
+
+    with DAG("moving", start_date=datetime.now(timezone.utc) - timedelta(days=1),
+             schedule="@daily"):
+        EmptyOperator(task_id="a")
+    """,
+    )
+    write(dags_folder, "good.py", GOOD.format(dag_id="good"))
+    processor.process(now=utcnow())
+    with caplog.at_level("WARNING", logger="scheduler.dag_processing.processor"):
+        report = processor.process(now=utcnow(), force=True)
+    assert report.new_versions == ["moving"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("DAG moving changed although its file did not (start_date")
+    assert "datetime.now()" in warnings[0]
