@@ -87,8 +87,10 @@ def live_for_a_client(what: str, body: Callable[[], None]) -> NoReturn:
 # process costs the kernel. Memory held in 2 MB folios is copied and torn down a folio
 # at a time instead of a page at a time (and a page that either side writes later is
 # still copied alone). Linux 6.1 and later collapse a populated range into one such
-# folio on request (MADV_COLLAPSE), whatever the system's THP setting is.
+# folio on request (MADV_COLLAPSE), whatever the system's THP setting is; a system
+# whose administrator chose "never" is left alone all the same.
 _MADV_COLLAPSE = 25
+_THP_SETTING = "/sys/kernel/mm/transparent_hugepage/enabled"
 _HUGE = 2 * 1024 * 1024
 # Only ranges this full are collapsed: the pages that were not there yet become
 # resident too, so this bounds what the collapse adds to the process's memory.
@@ -102,7 +104,7 @@ def collapse_heap_into_huge_pages() -> int:
     loaded what they use."""
     libc = _libc()
     page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 0
-    if libc is None or page <= 0 or _HUGE % page:
+    if libc is None or page <= 0 or _HUGE % page or _huge_pages_refused():
         return 0
     try:
         madvise, mincore = libc.madvise, libc.mincore
@@ -125,6 +127,15 @@ def collapse_heap_into_huge_pages() -> int:
             chunk += _HUGE
     logger.debug("Collapsed %d MB of this process's memory into huge pages", collapsed >> 20)
     return collapsed
+
+
+def _huge_pages_refused(setting: str = _THP_SETTING) -> bool:
+    """Whether the system's transparent huge pages are set to ``[never]``."""
+    try:
+        with open(setting, encoding="ascii") as selected:
+            return "[never]" in selected.read()
+    except OSError:
+        return False  # no such setting: the madvise call decides
 
 
 def _writable_private_range(line: str) -> tuple[int, int] | None:

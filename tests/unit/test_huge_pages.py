@@ -1,6 +1,7 @@
 """`tradewind.processes.collapse_heap_into_huge_pages`: a warm parent's densely used
 memory goes into 2 MB folios where the kernel can do that; sparse memory is left alone,
-so the call never inflates a process; and it never fails, wherever it runs."""
+so the call never inflates a process; a system set to never use huge pages is left
+alone; and it never fails, wherever it runs."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
-from tradewind.processes import _writable_private_range
+from tradewind.processes import _huge_pages_refused, _writable_private_range
 
 # Runs in a process of its own: maps one dense and one sparse private region, collapses,
 # and reports what the kernel says of each region afterwards.
@@ -96,3 +98,12 @@ def test_only_private_writable_anonymous_memory_and_the_heap_are_candidates() ->
     }
     for line, expected in lines.items():
         assert _writable_private_range(line) == expected, line
+
+
+def test_a_system_set_to_never_use_huge_pages_is_left_alone(tmp_path: Path) -> None:
+    setting = tmp_path / "enabled"
+    setting.write_text("always madvise [never]\n")
+    assert _huge_pages_refused(str(setting))
+    setting.write_text("always [madvise] never\n")
+    assert not _huge_pages_refused(str(setting))
+    assert not _huge_pages_refused(str(tmp_path / "missing"))
