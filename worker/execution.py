@@ -123,11 +123,10 @@ class TryExecution:
         ti_id: str,
         run: DagRunView,
         version: VersionRef,
-        resume: Resumption | None = None,
-        previous: PreviousSuccess | None = None,
+        resume: Resumption | None,
+        previous: PreviousSuccess,
     ) -> TryOutcome:
         outcome = TryOutcome(end=TryEnd.FAILED)
-        previous = previous or PreviousSuccess()
         try:
             with stoppable():
                 self._prepare_and_run(request, ti_id, run, version, outcome, resume, previous)

@@ -100,6 +100,9 @@ class WarmParent:
     private_fds: list[int] = field(default_factory=list)
     _filelocs: dict[str, str] = field(default_factory=dict)
     _standby: _Standby | None = None
+    # The `DagFileCache.generation` whose objects `settle_heap` has seen: a DAG file
+    # loaded since is settled before the next standby is forked.
+    _settled_generation: int = 0
 
     @classmethod
     def prepare(
@@ -172,7 +175,12 @@ class WarmParent:
         return standby
 
     def refill_standby(self) -> None:
-        """Fork a new standby child if there is none (see `fork_try`)."""
+        """Fork a new standby child if there is none (see `fork_try`), after settling
+        what DAG files loaded since the last one (off the path of the try that loaded
+        them: a fork server refills after it has answered)."""
+        if self._settled_generation != self.dags.generation:
+            settle_heap()
+            self._settled_generation = self.dags.generation
         if self.standby and self._standby is None:
             try:
                 self._standby = _Standby.fork(self)
@@ -235,10 +243,7 @@ def fork_try(
     is forked now.
     """
     if fileloc is not None:
-        generation = parent.dags.generation
         parent.dags.prime(fileloc)  # the child inherits the imported DAG file
-        if parent.dags.generation != generation:
-            settle_heap()  # and its objects, as it does the rest of the parent's
     standby = parent._take_standby()
     started = standby.start(request) if standby is not None else None
     if started is None:

@@ -262,8 +262,9 @@ def _warn_if_time_dependent(
     session: Session, dag_id: str, serialized: dict[str, Any], source: str, number: int
 ) -> None:
     """Warn when a DAG changed although its file's text did not: its definition depends
-    on when it is parsed (``start_date=datetime.now()``, a date in a task id), so every
-    parse stores a new version and every try reads and compiles its own copy."""
+    on something else, most often the time it is parsed (``start_date=datetime.now()``),
+    and then every parse stores a new version whose tries read and compile their own
+    copy of it."""
     before = session.execute(
         select(DagVersion.source_code, DagVersion.serialized).where(
             DagVersion.dag_id == dag_id, DagVersion.version_number == number
@@ -275,9 +276,9 @@ def _warn_if_time_dependent(
     if len(changed) > SHOWN_CHANGES:
         changed[SHOWN_CHANGES:] = [f"and {len(changed) - SHOWN_CHANGES} more"]
     logger.warning(
-        "DAG %s changed although its file did not (%s): its definition depends on the time "
-        "it is parsed, so each parse stores a new version. Use fixed values, e.g. "
-        "start_date=datetime(2024, 1, 1) instead of datetime.now()",
+        "DAG %s changed although its file did not (%s): a new version is stored. If its "
+        "definition depends on the time it is parsed, each parse stores another; use fixed "
+        "values, e.g. start_date=datetime(2024, 1, 1) instead of datetime.now()",
         dag_id,
         ", ".join(changed) or "its serialized form",
     )
@@ -285,8 +286,11 @@ def _warn_if_time_dependent(
 
 def _changed_fields(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """The DAG's top-level fields that differ, and ``tasks.<task_id>.<field>`` for tasks."""
-    changed = [key for key in sorted(old.keys() | new.keys()) if key != "tasks"]
-    changed = [key for key in changed if old.get(key) != new.get(key)]
+    changed = [
+        key
+        for key in sorted(old.keys() | new.keys())
+        if key != "tasks" and old.get(key) != new.get(key)
+    ]
     old_tasks = {t["task_id"]: t for t in old.get("tasks", [])}
     for task in new.get("tasks", []):
         previous = old_tasks.get(task["task_id"])
