@@ -14,11 +14,18 @@ created directly in the database, and the time is the span from the first run's
 ``queued_at`` to the last run's ``end_date`` as the database recorded them. CPU is the
 whole scheduler tree's (scheduler, DAG processor, every task process), from
 ``getrusage`` after it exits: ``cpu_ms_per_task`` counts all of it, start-up included;
-``work_cpu_ms_per_task`` only what the tree spent from ready to exit (the tree's CPU at
-ready is read from /proc). Readiness is the job table's view, read by this process, so
-no probe's CPU is counted. RSS is sampled from /proc while it works. The per-role line
-also shows what the Postgres and Redis servers spent during the workload (the whole
-servers: run nothing else against them meanwhile).
+``work_cpu_ms_per_task`` only what the tree spent from the workload's start to its exit,
+shutdown included. Between the two the tree is left alone for a second after it is
+ready; ``idle_cpu_ms`` is what it spent in that second (in all, not per task: mostly the
+DAG processor's first pass, which starts when the scheduler does). The tree's CPU at
+those moments is read from /proc. Readiness is the job table's view, read by this
+process, so no probe's CPU is counted. RSS is sampled from /proc while it works. The
+per-role line also shows what the Postgres and Redis servers spent during the workload
+(the whole servers: run nothing else against them meanwhile).
+
+Every try of the no-op task appends one line to a file (one write, ``O_APPEND``), and
+``tries_run_twice`` counts the task instances that ran more than once; a task instance
+that never ran is an error. The same DAG runs under Airflow in `benchmarks/airflow.py`.
 
 The first line says how long a fixed pure-Python loop takes on this machine: compare
 figures only between runs whose loop took about as long.
@@ -56,11 +63,18 @@ SHAPES = {
 }
 
 DAG_SOURCE = """
+import os
+
 from tradewind import DAG
 from tradewind.operators.python import PythonOperator
 
-def noop():
-    return None
+def noop(ti):
+    # One line per execution, in one appending write: the harness counts them.
+    fd = os.open({executions!r}, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{{ti.run_id}} {{ti.task_id}} {{ti.try_number}}\\n".encode())
+    finally:
+        os.close(fd)
 
 with DAG("{dag_id}", max_active_runs=100, max_active_tasks=1000):
     previous = None
@@ -189,13 +203,38 @@ def tree_rss_mb(root: int) -> float:
 
 def prepare_shape(name: str, prefix: str, source: str) -> tuple[Path, Path, Path]:
     """A new work folder for shape ``name``, with the shape's DAG written from ``source``
-    (formatted as DAG_SOURCE is): the folder, a home and a DAGs folder inside it."""
+    (formatted as DAG_SOURCE is): the folder, a home and a DAGs folder inside it. The
+    DAG's tries write to `executions_file` of the folder."""
     kind, n, _ = SHAPES[name]
     work = Path(tempfile.mkdtemp(prefix=f"{prefix}-{name}-"))
     home, dags = work / "home", work / "dags"
     dags.mkdir(parents=True)
-    (dags / f"{name}.py").write_text(source.format(dag_id=name, n=n, kind=kind))
+    executions = str(executions_file(work))
+    (dags / f"{name}.py").write_text(
+        source.format(dag_id=name, n=n, kind=kind, executions=executions)
+    )
     return work, home, dags
+
+
+def executions_file(work: Path) -> Path:
+    """Where the no-op tasks of a shape prepared in ``work`` record each execution."""
+    return work / "executions.txt"
+
+
+def tries_run_twice(work: Path, tasks: int) -> int:
+    """How many task instances the file of `executions_file` shows running more than
+    once. Raises if fewer than ``tasks`` ran at all."""
+    try:
+        lines = executions_file(work).read_text().splitlines()
+    except FileNotFoundError:
+        lines = []
+    counts: dict[tuple[str, str], int] = {}
+    for line in lines:
+        run_id, task_id, _ = line.split(" ")
+        counts[run_id, task_id] = counts.get((run_id, task_id), 0) + 1
+    if len(counts) != tasks:
+        raise RuntimeError(f"{len(counts)} of {tasks} task instances recorded an execution")
+    return sum(1 for n in counts.values() if n > 1)
 
 
 def children_cpu_since(before: resource.struct_rusage) -> float:
@@ -321,6 +360,7 @@ class Harness:
             time.sleep(1.0)
             idle_rss = sum(tree_rss_mb(pid) for pid in roots)
             at_start = tree_cpu_by_process(roots)
+            cpu_at_start = sum(tree_cpu_seconds(pid) for pid in roots)
             servers_at_start = {comm: service_cpu_seconds(comm) for comm in self.servers}
             span = self._run_workload(name, runs)
             at_end = tree_cpu_by_process(roots)
@@ -336,10 +376,12 @@ class Harness:
         tasks = n * runs
         row = {
             **shape_row(tasks, span, cpu),
-            "work_cpu_ms_per_task": round(1000 * (cpu - cpu_at_ready) / tasks, 2),
+            "work_cpu_ms_per_task": round(1000 * (cpu - cpu_at_start) / tasks, 2),
+            "idle_cpu_ms": round(1000 * (cpu_at_start - cpu_at_ready)),
             "peak_rss_mb": round(peak, 1),
             "idle_rss_mb": round(idle_rss, 1),
             "scheduler_ready_s": round(ready, 2),
+            "tries_run_twice": tries_run_twice(work, tasks),
         }
         report(self.results, name, row, span)
         by_role = cpu_ms_by_role(at_start, at_end, tasks)

@@ -38,7 +38,9 @@ from benchmarks.scheduler import DAG_SOURCE, loop_seconds, service_cpu_seconds  
 def prepare(work: Path, database_url: str | None, width: int) -> None:
     dags = work / "dags"
     dags.mkdir(parents=True)
-    (dags / "wide.py").write_text(DAG_SOURCE.format(dag_id="wide", n=width, kind="wide"))
+    executions = str(work / "executions.txt")
+    source = DAG_SOURCE.format(dag_id="wide", n=width, kind="wide", executions=executions)
+    (dags / "wide.py").write_text(source)
     os.environ.update(
         TRADEWIND_HOME=str(work / "home"),
         TRADEWIND_DAGS_FOLDER=str(dags),
