@@ -8,6 +8,7 @@ which never waits for writers. Postgres is used through psycopg 3.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -69,7 +70,8 @@ def make_engine(settings: Settings, *, lends: bool = False, **engine_options: An
 
     ``lends``: the engine of a parent that lends connections to the children it forks
     (see `ConnectionLoan`); on Postgres its connections never prepare statements, so
-    that neither side can drop or reuse a statement the other prepared.
+    that neither side can drop or reuse a statement the other prepared, and it keeps
+    the connections it lends apart from its pool (see `_Lender`).
 
     A Postgres connection is pinged when it is taken from the pool only if it rested
     there for over PING_AFTER_REST_SECONDS (a database restarted meanwhile would have
@@ -85,6 +87,8 @@ def make_engine(settings: Settings, *, lends: bool = False, **engine_options: An
             options["connect_args"] = {"prepare_threshold": None}
         options.update(engine_options)
         engine = create_engine(url, **options)
+        if lends:
+            setattr(engine, LENDER_ATTRIBUTE, _Lender(engine.dialect))
         key = id(engine)
         event.listen(engine, "connect", _note_rest)
         event.listen(engine, "checkin", _note_rest)
@@ -142,6 +146,10 @@ def _forget_inherited_connections() -> None:
     `Engine.dispose(close=False)` does, with the pool made beforehand)."""
     for engine in list(_engines):
         _inherited_pools.append(engine.pool)
+        lender = getattr(engine, LENDER_ATTRIBUTE, None)
+        if lender is not None and (lender.idle or lender.lent):  # the parent's, not ours
+            _inherited_pools.append((lender.idle, lender.lent))
+            lender.idle, lender.lent = [], {}
         made = getattr(engine, SPARE_POOL_ATTRIBUTE, None)
         if made is not None and made[0][0] is engine.pool:
             engine.pool = made[1]
@@ -157,58 +165,107 @@ os.register_at_fork(before=_make_spare_pools, after_in_child=_forget_inherited_c
 # --- lending a Postgres connection to a forked child --------------------------------------
 # A new Postgres session costs the server a process and ~10 ms of CPU, more than a no-op
 # try's whole database work. A parent that forks one child per try (`worker.try_process`)
-# therefore lends the child one of its idle pooled connections: the child's first
-# connect takes it over, and the parent does not touch it until the child has ended.
-# Neither side prepares statements on it (psycopg drops all of a session's prepared
-# statements when it rolls back, which would pull them from under the other side's
-# cache), and a child that did not exit cleanly may have left it mid-conversation, so
-# then the parent closes it instead of pooling it again.
+# therefore lends each child a connection of its own keeping: the child's first connect
+# takes it over, and the parent does not touch it until the child has ended. Neither
+# side prepares statements on it (psycopg drops all of a session's prepared statements
+# when it rolls back, which would pull them from under the other side's cache), and a
+# child that did not exit cleanly may have left it mid-conversation, so then the parent
+# closes it instead of lending it again.
 _lent: dict[int, Any] = {}  # in a child: id(engine) -> the DBAPI connection it inherited
-# A connection back in the pool for longer than this is pinged when it is taken out
-# again (see `make_engine`); one taken again at once is not.
+# A connection back in the pool (or with the lender) for longer than this is pinged when
+# it is taken out again (see `make_engine`); one taken again at once is not.
 PING_AFTER_REST_SECONDS = 1.0
+LENDER_ATTRIBUTE = "_tradewind_lender"  # a lending Postgres engine's `_Lender`
+
+
+class _Lender:
+    """The connections a lending engine keeps for its children, outside its pool.
+
+    Lending from the pool cost a fork server a checkout before each fork and a checkin
+    after each child: SQLAlchemy's events, reset and queue bookkeeping, writing to about
+    a hundred pages that the last fork had shared with a child, so each was copied again
+    (about 0.5 ms a try). Here a loan is a pop from a list and its return an append. A
+    connection is taken from the pool, and detached from it, only when none is idle
+    here: at most as many as the children running at once, kept for the next ones.
+
+    A lent connection stays referenced here until it is taken back, whatever happens to
+    its loan: the driver ends the session when the connection object that made it is
+    freed, and a parent that dropped a loan (a fork server leaving its running tries
+    behind as it stops) would end its child's session under it."""
+
+    def __init__(self, dialect: Any) -> None:
+        self.dialect = dialect
+        self.idle: list[tuple[float, Any]] = []  # (resting since, DBAPI connection)
+        self.lent: dict[int, Any] = {}  # id -> DBAPI connection, while a child has it
+
+    def lend(self, engine: Engine) -> Any:
+        """An idle connection for a child, or None if the database cannot give one (the
+        child then connects itself, and fails as it would have)."""
+        connection = self._idle_one() or self._from_pool(engine)
+        if connection is not None:
+            self.lent[id(connection)] = connection
+        return connection
+
+    def _idle_one(self) -> Any:
+        while self.idle:
+            rests_since, connection = self.idle.pop()
+            if time.monotonic() - rests_since <= PING_AFTER_REST_SECONDS or _answers(
+                self.dialect, connection
+            ):
+                return connection
+            _close(connection)  # the database was restarted, or ended it
+        return None
+
+    def _from_pool(self, engine: Engine) -> Any:
+        try:
+            fairy = engine.raw_connection()  # pinged at checkout if it had rested
+        except SQLAlchemyError:
+            return None
+        connection = fairy.dbapi_connection
+        if not _is_idle(connection):
+            fairy.invalidate()
+            return None
+        fairy.detach()  # the pool makes itself a new one when it needs one
+        return connection
+
+    def take_back(self, connection: Any, *, clean: bool) -> None:
+        """After the child ended: keep the connection for the next child if the child
+        exited cleanly, else close it. The parent's view of the session (its copy of
+        libpq's state) is as it was at the loan, so only the child's clean exit says
+        the session was left idle: every transaction a try opens through Tradewind ends
+        in a commit or a rollback before that."""
+        del self.lent[id(connection)]
+        if clean:
+            self.idle.append((time.monotonic(), connection))
+        else:
+            _close(connection)
 
 
 class ConnectionLoan:
-    """One pooled connection of ``engine``, checked out in the parent for one child.
+    """One connection of ``engine``'s `_Lender`, taken in the parent for one child.
 
     Make it before the fork; the child calls `take_over` right after it; the parent calls
     `settle` once the child has ended (``clean``: it exited with status 0). Only engines
     made with ``make_engine(..., lends=True)`` lend; SQLite connections never are (a
-    file handle shared across a fork is unsafe), nor is anything when the pool cannot
-    give a healthy connection: the child then connects itself."""
+    file handle shared across a fork is unsafe), nor is anything when the database
+    cannot give a healthy connection: the child then connects itself."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._fairy: Any = None
-        if engine.dialect.name != "postgresql":
-            return
-        try:
-            fairy = engine.raw_connection()
-        except SQLAlchemyError:
-            return
-        connection = fairy.dbapi_connection  # pinged at checkout if it had rested
-        if getattr(connection, "prepare_threshold", 0) is not None:
-            fairy.close()  # not an engine made with ``lends=True``: lend nothing
-        elif _is_idle(connection):
-            self._fairy = fairy
-        else:
-            fairy.invalidate()
+        self._lender: _Lender | None = getattr(engine, LENDER_ATTRIBUTE, None)
+        self._connection = None if self._lender is None else self._lender.lend(engine)
 
     def take_over(self) -> None:
         """In the child: the engine's next new connection is the lent one."""
-        if self._fairy is not None:
-            _lent[id(self._engine)] = self._fairy.dbapi_connection
+        if self._connection is not None:
+            _lent[id(self._engine)] = self._connection
 
     def settle(self, *, clean: bool) -> None:
-        """In the parent, after the child ended: pool the connection again, or close it."""
-        fairy, self._fairy = self._fairy, None
-        if fairy is None:
-            return
-        if clean and _is_idle(fairy.dbapi_connection):
-            fairy.close()
-        else:
-            fairy.invalidate()
+        """In the parent, after the child ended: keep the connection for the next child,
+        or close it."""
+        connection, self._connection = self._connection, None
+        if connection is not None and self._lender is not None:
+            self._lender.take_back(connection, clean=clean)
 
 
 def _note_rest(_dbapi_connection: Any, record: Any) -> None:
@@ -223,12 +280,20 @@ def _ping_if_rested(dialect: Any, dbapi_connection: Any, record: Any) -> None:
     rests_since = record.info.get("rests_since")
     if rests_since is not None and time.monotonic() - rests_since <= PING_AFTER_REST_SECONDS:
         return
-    try:
-        alive = bool(dialect.do_ping(dbapi_connection))
-    except Exception:
-        alive = False
-    if not alive:
+    if not _answers(dialect, dbapi_connection):
         raise DisconnectionError("the pooled connection did not answer a ping")
+
+
+def _answers(dialect: Any, dbapi_connection: Any) -> bool:
+    try:
+        return bool(dialect.do_ping(dbapi_connection))
+    except Exception:
+        return False
+
+
+def _close(dbapi_connection: Any) -> None:
+    with contextlib.suppress(Exception):
+        dbapi_connection.close()
 
 
 def _is_idle(dbapi_connection: Any) -> bool:

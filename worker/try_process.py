@@ -120,11 +120,10 @@ class WarmParent:
 
         for module in WARM_MODULES:
             importlib.import_module(module)
-        # Up to `parallelism` connections are lent to children at once (see
-        # `fork_try`); the pool keeps that many for the next ones and never blocks.
-        engine = make_engine(
-            settings, lends=True, pool_size=max(5, settings.parallelism), max_overflow=-1
-        )
+        # Up to `parallelism` connections are lent to children at once (see `fork_try`),
+        # kept by the engine's lender for the next ones (`tradewind.db.ConnectionLoan`);
+        # the pool, which the lender draws on, never blocks.
+        engine = make_engine(settings, lends=True, max_overflow=-1)
         factory = make_session_factory(engine)
         warm_up(factory)
         host_name()

@@ -1,8 +1,8 @@
-"""A forking parent lends a pooled Postgres connection to each child (`ConnectionLoan`).
+"""A forking parent lends a Postgres connection to each child (`ConnectionLoan`).
 
 The child must run on the very session the parent lent, the parent must get it back
-usable after a clean exit, and must not pool it again after a child that died in the
-middle of a transaction. SQLite lends nothing.
+usable after a clean exit (and lend it to the next child), and must not lend it again
+after a child that died in the middle of a transaction. SQLite lends nothing.
 """
 
 from __future__ import annotations
@@ -60,12 +60,13 @@ def test_a_child_runs_on_the_lent_session_and_the_parent_gets_it_back(
     pg_engine: Engine,
 ) -> None:
     lent_to = backend_pid(pg_engine)  # the pool's one idle connection: the one lent
-    loan, pid, fd = fork_with_loan(pg_engine, lambda: None)
-    assert int(read_line(fd)) == lent_to
-    _, status = os.waitpid(pid, 0)
-    loan.settle(clean=status == 0)
-    assert status == 0
-    assert backend_pid(pg_engine) == lent_to  # pooled again and still healthy
+    for _ in range(2):  # kept for the next child after a clean exit, and still healthy
+        loan, pid, fd = fork_with_loan(pg_engine, lambda: None)
+        assert int(read_line(fd)) == lent_to
+        _, status = os.waitpid(pid, 0)
+        loan.settle(clean=status == 0)
+        assert status == 0
+    assert backend_pid(pg_engine) != lent_to  # the parent's own queries use its pool
 
 
 @pytest.mark.postgres
@@ -103,22 +104,48 @@ def test_neither_side_drops_a_statement_the_other_relies_on(pg_engine: Engine) -
                 conn.execute(text("SELECT 1 WHERE 1 = :one"), {"one": 1})
             conn.rollback()
 
+    def run_queries_and_count_prepared() -> None:
+        with pg_engine.connect() as conn:
+            for _ in range(10):
+                conn.execute(text("SELECT 2 WHERE 2 = :two"), {"two": 2})
+            prepared = conn.execute(text("SELECT count(*) FROM pg_prepared_statements"))
+            assert prepared.scalar() == 0
+
     with pg_engine.connect() as conn:
         for _ in range(10):
             conn.execute(text("SELECT 2 WHERE 2 = :two"), {"two": 2})
         conn.commit()
     lent_to = backend_pid(pg_engine)
-    loan, pid, fd = fork_with_loan(pg_engine, run_queries_and_roll_back)
-    assert int(read_line(fd)) == lent_to
+    # The session goes from the parent to one child and on to the next.
+    for body in (run_queries_and_roll_back, run_queries_and_count_prepared):
+        loan, pid, fd = fork_with_loan(pg_engine, body)
+        assert int(read_line(fd)) == lent_to
+        _, status = os.waitpid(pid, 0)
+        loan.settle(clean=status == 0)
+        assert status == 0
+
+
+@pytest.mark.postgres
+def test_a_loan_the_parent_drops_leaves_the_child_its_session(pg_engine: Engine) -> None:
+    # The driver ends a session when the connection object that made it is freed; a
+    # fork server that stops drops the loans of tries that go on without it.
+    import gc
+
+    ready_read, ready_write = os.pipe()
+
+    def wait_then_query() -> None:
+        os.read(ready_read, 1)
+        backend_pid(pg_engine)  # raises if the session was ended under it
+
+    loan, pid, fd = fork_with_loan(pg_engine, wait_then_query)
+    read_line(fd)
+    del loan
+    gc.collect()
+    os.write(ready_write, b"x")
     _, status = os.waitpid(pid, 0)
-    loan.settle(clean=status == 0)
+    os.close(ready_read)
+    os.close(ready_write)
     assert status == 0
-    with pg_engine.connect() as conn:
-        assert conn.execute(text("SELECT pg_backend_pid()")).scalar() == lent_to
-        for _ in range(10):
-            conn.execute(text("SELECT 2 WHERE 2 = :two"), {"two": 2})
-        prepared = conn.execute(text("SELECT count(*) FROM pg_prepared_statements")).scalar()
-    assert prepared == 0
 
 
 def terminate(engine: Engine, backend: int) -> None:
@@ -168,10 +195,59 @@ def test_a_connection_lent_again_at_once_is_not_pinged(
 ) -> None:
     pings = count_pings(pg_engine, monkeypatch)
     backend_pid(pg_engine)  # checked in just now
-    loan = ConnectionLoan(pg_engine)
-    loan.settle(clean=True)
+    for _ in range(2):  # from the pool, then from the connections kept for children
+        loan = ConnectionLoan(pg_engine)
+        loan.settle(clean=True)
     assert pings == []
-    assert backend_pid(pg_engine)  # and it still works
+    assert backend_pid(pg_engine)  # and the pool still works
+
+
+@pytest.mark.postgres
+def test_a_kept_connection_that_rested_is_pinged_and_a_dead_one_not_lent(
+    pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tradewind import db
+
+    loan, pid, fd = fork_with_loan(pg_engine, lambda: None)
+    kept = int(read_line(fd))
+    os.waitpid(pid, 0)
+    loan.settle(clean=True)  # kept for the next child
+    terminate(pg_engine, kept)
+    monkeypatch.setattr(db, "PING_AFTER_REST_SECONDS", 0.0)  # it has rested long enough
+    pings = count_pings(pg_engine, monkeypatch)
+    loan, pid, fd = fork_with_loan(pg_engine, lambda: None)
+    lent_to = int(read_line(fd))
+    _, status = os.waitpid(pid, 0)
+    loan.settle(clean=status == 0)
+    assert status == 0
+    assert pings  # the kept one was pinged
+    assert lent_to != kept  # and, dead, replaced
+
+
+@pytest.mark.postgres
+def test_a_child_never_lends_the_connections_its_parent_keeps(pg_engine: Engine) -> None:
+    from tradewind.db import ConnectionLoan as Loan
+
+    loan, pid, fd = fork_with_loan(pg_engine, lambda: None)
+    kept = int(read_line(fd))
+    os.waitpid(pid, 0)
+    loan.settle(clean=True)  # the parent keeps it for its next child
+
+    pid = os.fork()  # a child that is lent nothing, and lends
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            its_loan = Loan(pg_engine)  # from this child's own pool, not the parent's
+            its_loan.take_over()
+            code = 0 if backend_pid(pg_engine) != kept else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    loan, pid, fd = fork_with_loan(pg_engine, lambda: None)
+    assert int(read_line(fd)) == kept  # and the parent's session was left alone
+    os.waitpid(pid, 0)
+    loan.settle(clean=True)
 
 
 @pytest.mark.postgres
