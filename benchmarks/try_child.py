@@ -190,11 +190,13 @@ def profile_children(directory: Path) -> None:
     original = task_runner.TaskRunner.run
 
     def profiled(
-        self: task_runner.TaskRunner, request: task_runner.TryRequest
+        self: task_runner.TaskRunner,
+        request: task_runner.TryRequest,
+        claim: task_runner.Claim | None = None,
     ) -> task_runner.TryResult:
         profiler = cProfile.Profile()
         try:
-            return profiler.runcall(original, self, request)
+            return profiler.runcall(original, self, request, claim)
         finally:
             profiler.dump_stats(str(directory / f"{os.getpid()}.prof"))
 

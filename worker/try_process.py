@@ -36,7 +36,14 @@ from tradewind.processes import (
 from worker.dag_cache import DagFileCache
 from worker.logs import TryIdentity
 from worker.recorder import TAKEN, RecorderLink, claim_through, end_through
-from worker.task_runner import WARM_UP_REQUEST, Claim, TryRequest, run_params, run_query
+from worker.task_runner import (
+    WARM_UP_REQUEST,
+    Claim,
+    TaskRunner,
+    TryRequest,
+    run_params,
+    run_query,
+)
 from worker.timeout import request_stop
 
 if TYPE_CHECKING:
@@ -44,7 +51,6 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from tradewind.settings import Settings
-    from worker.task_runner import TaskRunner
 
 DONE = b"done"
 # Written instead of DONE when the claim found the try no longer queued (another
@@ -103,6 +109,7 @@ class WarmParent:
     # The `DagFileCache.generation` whose objects `settle_heap` has seen: a DAG file
     # loaded since is settled before the next standby is forked.
     _settled_generation: int = 0
+    _runner: TaskRunner | None = None  # see `runner`
 
     @classmethod
     def prepare(
@@ -185,6 +192,22 @@ class WarmParent:
                 self._standby = _Standby.fork(self)
             except OSError:
                 self._standby = None  # the next try forks on demand
+
+    def runner(self) -> TaskRunner:
+        """The task runner of this parent's children, made here before the first fork:
+        each child runs tries with its own copy of it (the fork's), so what a child sets
+        on it stays its own. Made in each child instead, it cost every try about 120
+        copied pages."""
+        if self._runner is None:
+            self._runner = TaskRunner(
+                self.factory,
+                self.settings,
+                dags=self.dags,
+                hostname=self.hostname,
+                on_state_changed=_stop_this_try,
+                wake_scheduler=not self.reports_ends,
+            )
+        return self._runner
 
     def fileloc_of(self, dag_id: str) -> str | None:
         """Where ``dag_id`` is defined, so that `fork_try` can load its file here once for
@@ -274,6 +297,7 @@ def _fork(
     request: TryRequest | None,
     child_main: Callable[[ConnectionLoan, int, int], None],
 ) -> TryProcess:
+    parent.runner()  # made here, once, for every child to inherit
     loan = ConnectionLoan(parent.engine)
     read_fd, write_fd = os.pipe()
     sys.stdout.flush()
@@ -503,23 +527,19 @@ def _touch_the_database(
 
 
 def _task_runner(parent: WarmParent, write_fd: int) -> TaskRunner:  # pragma: no cover
-    from worker.task_runner import TaskRunner
+    """In a child: its copy of the parent's runner, which tells the parent on
+    ``write_fd`` once the try's end is recorded."""
 
     def recorded() -> None:
         os.write(write_fd, DONE)
 
-    def stop_this_try() -> None:
-        os.kill(os.getpid(), signal.SIGTERM)  # raises TaskTerminated in the try
+    runner = parent.runner()
+    runner.on_recorded = recorded
+    return runner
 
-    return TaskRunner(
-        parent.factory,
-        parent.settings,
-        dags=parent.dags,
-        hostname=parent.hostname,
-        on_recorded=recorded,
-        on_state_changed=stop_this_try,
-        wake_scheduler=not parent.reports_ends,
-    )
+
+def _stop_this_try() -> None:  # pragma: no cover - runs in children
+    os.kill(os.getpid(), signal.SIGTERM)  # raises TaskTerminated in the try
 
 
 def _run_try(
