@@ -10,6 +10,7 @@ try whose process died without recording its end is ended as lost by
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import gc
 import importlib
@@ -18,7 +19,6 @@ import os
 import signal
 import socket
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -451,7 +451,8 @@ def _die_with_parent(parent_pid: int) -> None:  # pragma: no cover - runs in chi
         time.sleep(ORPHAN_GRACE_SECONDS)
         os.killpg(0, signal.SIGKILL)
 
-    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+    # A bare thread, for the same reason as the log shipper's (see `worker.logs`).
+    _thread.start_new_thread(watch, ())
 
 
 def _exit_after(body: Callable[[], int]) -> NoReturn:  # pragma: no cover - in children

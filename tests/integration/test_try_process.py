@@ -36,7 +36,13 @@ from tradewind.state import DagRunType
 from worker import try_process
 from worker.fork_server import ForkServer, ForkServerGone, SpawnedForkServer
 from worker.task_runner import TryRequest
-from worker.try_process import TryProcess, WarmParent, fork_try, stop_group
+from worker.try_process import (
+    ORPHAN_GRACE_SECONDS,
+    TryProcess,
+    WarmParent,
+    fork_try,
+    stop_group,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -197,6 +203,7 @@ def test_a_standby_that_hangs_getting_warm_is_killed_when_discarded(
 # --- the fork server ---------------------------------------------------------------------
 
 SLOW_DAG = """
+import signal
 import time
 from pathlib import Path
 from tradewind import DAG
@@ -212,6 +219,13 @@ with DAG("slow"):
 
 with DAG("stuck"):
     PythonOperator(task_id="wait", python_callable=lambda: time.sleep(600))
+
+def deaf():
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    time.sleep(600)
+
+with DAG("deaf"):
+    PythonOperator(task_id="wait", python_callable=deaf)
 """
 
 
@@ -219,10 +233,11 @@ with DAG("stuck"):
 def slow_run(
     settings: Settings, session_factory: sessionmaker[Session], dags_folder: Path, side: Path
 ) -> str:
-    """A run of DAG "slow" (one task that sleeps 1.5 s, then notes itself) queued; DAG
-    "stuck" (one task that sleeps 10 minutes) is there too."""
+    """A run of DAG "slow" (one task that sleeps 1.5 s, then notes itself) queued; DAGs
+    "stuck" (one task that sleeps 10 minutes) and "deaf" (the same, ignoring SIGTERM)
+    are there too."""
     (dags_folder / "slow.py").write_text(textwrap.dedent(SLOW_DAG.format(side=str(side))))
-    parse_and_unpause(session_factory, settings, "slow", "stuck")
+    parse_and_unpause(session_factory, settings, "slow", "stuck", "deaf")
     return queued_run(session_factory, "slow")
 
 
@@ -397,6 +412,23 @@ def test_a_spawned_server_marks_a_duplicate_claim_as_not_ours(
     assert {"op": "done", "pid": again, "not_ours": True} in events_until(
         connection, {"op": "exited", "pid": again}
     )
+
+
+def test_a_try_that_ignores_its_dead_server_s_sigterm_is_killed_after_a_grace(
+    spawned: SpawnedForkServer, slow_run: str, session_factory: sessionmaker[Session]
+) -> None:
+    run_id = queued_run(session_factory, "deaf")
+    deaf = spawned.connections[0].fork_try(TryRequest("deaf", run_id, "wait", -1, 1))
+    try:
+        wait_for(lambda: states(session_factory, "deaf")["wait"] == "running", "the try")
+        for connection in spawned.connections:
+            connection.sock.close()
+        assert spawned.process.wait(timeout=30) == 0
+        # Its parent's death sent it SIGTERM, which it ignores: the watchdog thread
+        # kills its process group once the grace has passed.
+        wait_for(lambda: not pid_alive(deaf), "the watchdog", timeout=ORPHAN_GRACE_SECONDS + 30)
+    finally:
+        stop_group(deaf, signal.SIGKILL)
 
 
 def test_a_spawned_server_ends_with_its_connections_and_takes_its_tries_with_it(
