@@ -12,6 +12,7 @@ its tries, when the worker's connections close.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import signal
@@ -414,36 +415,37 @@ def test_a_spawned_server_marks_a_duplicate_claim_as_not_ours(
     )
 
 
-def test_a_try_that_ignores_its_dead_server_s_sigterm_is_killed_after_a_grace(
-    spawned: SpawnedForkServer, slow_run: str, session_factory: sessionmaker[Session]
-) -> None:
-    run_id = queued_run(session_factory, "deaf")
-    deaf = spawned.connections[0].fork_try(TryRequest("deaf", run_id, "wait", -1, 1))
+@contextlib.contextmanager
+def orphaned_try(
+    spawned: SpawnedForkServer, factory: sessionmaker[Session], dag_id: str
+) -> Iterator[int]:
+    """The pid of a running try of ``dag_id``'s task "wait" whose spawned server has just
+    ended, as when its worker dies: every connection closed. Killed on the way out."""
+    run_id = queued_run(factory, dag_id)
+    pid = spawned.connections[1].fork_try(TryRequest(dag_id, run_id, "wait", -1, 1))
     try:
-        wait_for(lambda: states(session_factory, "deaf")["wait"] == "running", "the try")
+        wait_for(lambda: states(factory, dag_id)["wait"] == "running", "the try")
         for connection in spawned.connections:
             connection.sock.close()
         assert spawned.process.wait(timeout=30) == 0
-        # Its parent's death sent it SIGTERM, which it ignores: the watchdog thread
-        # kills its process group once the grace has passed.
-        wait_for(lambda: not pid_alive(deaf), "the watchdog", timeout=ORPHAN_GRACE_SECONDS + 30)
+        yield pid
     finally:
-        stop_group(deaf, signal.SIGKILL)
+        stop_group(pid, signal.SIGKILL)
 
 
 def test_a_spawned_server_ends_with_its_connections_and_takes_its_tries_with_it(
     spawned: SpawnedForkServer, slow_run: str, session_factory: sessionmaker[Session]
 ) -> None:
-    run_id = queued_run(session_factory, "stuck")
-    stuck = spawned.connections[1].fork_try(TryRequest("stuck", run_id, "wait", -1, 1))
-    try:
-        wait_for(lambda: states(session_factory, "stuck")["wait"] == "running", "the try")
-        # As when the worker dies: every connection closes.
-        for connection in spawned.connections:
-            connection.sock.close()
-        assert spawned.process.wait(timeout=30) == 0
+    with orphaned_try(spawned, session_factory, "stuck") as stuck:
         # The try heard its parent die and stopped as interrupted.
         wait_for(lambda: not pid_alive(stuck), "the try to end with its server")
         wait_for(lambda: states(session_factory, "stuck")["wait"] == "up_for_retry", "its end")
-    finally:
-        stop_group(stuck, signal.SIGKILL)
+
+
+def test_a_try_that_ignores_its_dead_server_s_sigterm_is_killed_after_a_grace(
+    spawned: SpawnedForkServer, slow_run: str, session_factory: sessionmaker[Session]
+) -> None:
+    with orphaned_try(spawned, session_factory, "deaf") as deaf:
+        # Its parent's death sent it SIGTERM, which it ignores: the watchdog thread
+        # kills its process group once the grace has passed.
+        wait_for(lambda: not pid_alive(deaf), "the watchdog", timeout=ORPHAN_GRACE_SECONDS + 30)
