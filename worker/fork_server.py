@@ -52,6 +52,7 @@ from worker.recorder import RecorderLink
 from worker.task_runner import TryRequest
 from worker.try_process import (
     DONE,
+    IDLE_BEFORE_COLLAPSE_SECONDS,
     NOT_OURS,
     STANDBY_IDLE_SECONDS,
     TryProcess,
@@ -290,7 +291,11 @@ class _Server:  # pragma: no cover - runs in the fork server process
 
     def loop(self) -> None:
         while self.clients:
-            for key, _ in self.selector.select(timeout=1.0):
+            wait = IDLE_BEFORE_COLLAPSE_SECONDS if self.parent.collapse_due else 1.0
+            events = self.selector.select(timeout=wait)
+            if not events:
+                self.parent.collapse_if_due()
+            for key, _ in events:
                 # An earlier event of this batch may have dropped the client or reaped
                 # the child that this one is about.
                 kind, number = key.data

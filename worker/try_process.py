@@ -77,6 +77,7 @@ WARM_MODULES = (
 ORPHAN_GRACE_SECONDS = 10.0  # an orphaned try gets this long to stop before SIGKILL
 STANDBY_IDLE_SECONDS = 30.0  # see `WarmParent.expire_standby`
 STANDBY_EXIT_SECONDS = 2.0  # see `_Standby.discard`
+IDLE_BEFORE_COLLAPSE_SECONDS = 0.25  # see `WarmParent.collapse_if_due`
 
 
 @dataclass
@@ -109,6 +110,9 @@ class WarmParent:
     # The `DagFileCache.generation` whose objects `settle_heap` has seen: a DAG file
     # loaded since is settled before the next standby is forked.
     _settled_generation: int = 0
+    # Memory a DAG file loaded since the last collapse into huge pages: collapsed when
+    # the parent has nothing else to do (see `collapse_if_due`).
+    collapse_due: bool = False
     _runner: TaskRunner | None = None  # see `runner`
 
     @classmethod
@@ -183,15 +187,25 @@ class WarmParent:
     def refill_standby(self) -> None:
         """Fork a new standby child if there is none (see `fork_try`), after settling
         what DAG files loaded since the last one (off the path of the try that loaded
-        them: a fork server refills after it has answered)."""
+        them: a fork server refills after it has answered). Their memory is collapsed
+        into huge pages later, by `collapse_if_due`: that took 10 to 100 ms, and the
+        tries asked for meanwhile (the rest of a run's first tries) waited for it."""
         if self._settled_generation != self.dags.generation:
-            settle_heap()
+            settle_heap(collapse=False)
             self._settled_generation = self.dags.generation
+            self.collapse_due = True
         if self.standby and self._standby is None:
             try:
                 self._standby = _Standby.fork(self)
             except OSError:
                 self._standby = None  # the next try forks on demand
+
+    def collapse_if_due(self) -> None:
+        """Put what DAG files added to the heap into huge pages; for a fork server that
+        has been idle a moment (see `IDLE_BEFORE_COLLAPSE_SECONDS`)."""
+        if self.collapse_due:
+            self.collapse_due = False
+            collapse_heap_into_huge_pages()
 
     def runner(self) -> TaskRunner:
         """The task runner of this parent's children, made here before the first fork:
@@ -244,13 +258,14 @@ class TryProcess:
             loan.settle(clean=os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0)
 
 
-def settle_heap() -> None:
+def settle_heap(*, collapse: bool = True) -> None:
     """In a warm parent, once it has loaded what its children use: freeze the heap (the
-    children's garbage collections leave it alone, so they copy fewer of its pages) and
-    put it in huge pages (see `collapse_heap_into_huge_pages`)."""
+    children's garbage collections leave it alone, so they copy fewer of its pages) and,
+    unless told not to, put it in huge pages (see `collapse_heap_into_huge_pages`)."""
     gc.collect()
     gc.freeze()
-    collapse_heap_into_huge_pages()
+    if collapse:
+        collapse_heap_into_huge_pages()
 
 
 def fork_try(

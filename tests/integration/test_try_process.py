@@ -125,6 +125,28 @@ def states(factory: sessionmaker[Session], dag_id: str) -> dict[str, str | None]
         return dict(rows.all())  # type: ignore[arg-type]
 
 
+def test_a_newly_loaded_dag_file_is_collapsed_into_huge_pages_only_when_asked(
+    parent: WarmParent,
+    queued_runs: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not on the way of the tries that follow the load (the fork server asks once it
+    has been idle a moment)."""
+    collapses: list[int] = []
+    monkeypatch.setattr(
+        try_process, "collapse_heap_into_huge_pages", lambda: collapses.append(1) or 0
+    )
+    assert not parent.collapse_due
+    run_to_end(parent, "one", queued_runs["one"], "t0")  # loads one.py, then refills
+    run_to_end(parent, "one", queued_runs["one"], "t1")
+    assert parent.collapse_due
+    assert collapses == []
+    parent.collapse_if_due()
+    parent.collapse_if_due()
+    assert not parent.collapse_due
+    assert collapses == [1]
+
+
 def test_the_standby_runs_the_next_try_and_only_that(
     parent: WarmParent,
     queued_runs: dict[str, str],
