@@ -120,7 +120,7 @@ def _timed_out_deferrals(session: Session, now: datetime) -> None:
         row.next_method = FAIL_METHOD
         row.next_kwargs = {"error": "the trigger did not fire within its timeout", "timeout": True}
     for dag_run_pk in _run_pks(session, rows):
-        wake_scheduler(session, dag_run_pk)
+        wake_scheduler(session, dag_run_pk, for_a_try=True)
 
 
 def _run_pks(session: Session, rows: Sequence[TaskInstance]) -> set[int]:

@@ -168,13 +168,13 @@ class Scheduler:
         finally:
             selector.close()
         if any(key.data == "listener" for key, _ in events) and self._listener is not None:
-            named = self._listener.drain()
-            if named is None:
+            woken = self._listener.drain()
+            if woken.runs is None:
                 self._last_sweep = None  # something changed elsewhere: look at every run
                 self._external_change = True
             else:
-                self._dirty |= named
-                self._runs_may_start = True
+                self._dirty |= woken.runs
+                self._runs_may_start = self._runs_may_start or woken.runs_may_start
         with contextlib.suppress(BlockingIOError):
             while os.read(self._wake_read, 1024):
                 pass

@@ -325,7 +325,7 @@ class Triggerer:
                 select(DagRun.id).where(tuple_(DagRun.dag_id, DagRun.run_id).in_(sorted(runs)))
             )
             for pk in pks:
-                wake_scheduler(session, pk)
+                wake_scheduler(session, pk, for_a_try=True)
         fired = sum(1 for outcome in ended if outcome.event is not None)
         logger.info(
             "%s trigger(s) fired, %s failed; %s task instance(s) resumed",

@@ -6,7 +6,10 @@ notifications, the writer sends a datagram to a Unix socket next to the database
 after its commit. Both are hints: a lost one costs at most one poll interval.
 
 A wake-up names the DAG run that changed (its primary key) when there is one, so the
-scheduler looks at that run only; an empty one asks it to look at every run.
+scheduler looks at that run only; an empty one asks it to look at every run. One sent
+because a try of the run changed (it ended, or is to run again) says so: such a change
+lets no queued run start, so the scheduler need not look at queued runs for it (a run
+that it finishes is another matter, which the scheduler sees itself).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import logging
 import os
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
@@ -25,6 +28,14 @@ from sqlalchemy.orm import Session
 logger = logging.getLogger(__name__)
 CHANNEL = "tradewind_scheduler"
 _PENDING = "tradewind_wake_scheduler"
+_TRY = "t"  # the mark of a wake-up for a try of the run it names
+
+
+class Wakeups(NamedTuple):
+    """What the wake-ups drained at once ask for."""
+
+    runs: set[int] | None  # the runs they name; None: look at every run
+    runs_may_start: bool  # one of them was not only about a try
 
 
 def socket_path(engine: Engine) -> Path | None:
@@ -34,10 +45,10 @@ def socket_path(engine: Engine) -> Path | None:
     return Path(f"{engine.url.database}.wake")
 
 
-def wake_scheduler(session: Session, run_pk: int | None = None) -> None:
+def wake_scheduler(session: Session, run_pk: int | None = None, *, for_a_try: bool = False) -> None:
     """Ask the scheduler to look at run ``run_pk`` (or at everything) once this
-    transaction commits."""
-    payload = "" if run_pk is None else str(run_pk)
+    transaction commits; ``for_a_try``: because one of its tries changed, only."""
+    payload = "" if run_pk is None else f"{_TRY if for_a_try else ''}{run_pk}"
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
         session.execute(
@@ -72,9 +83,13 @@ def send_datagram(path: Path, payload: str = "") -> None:
 def _run_pks(payload: str) -> set[int] | None:
     """The runs a wake-up names; None when it names none (look at everything)."""
     try:
-        return {int(part) for part in payload.split(",")} if payload else None
+        return {int(part.removeprefix(_TRY)) for part in payload.split(",")} if payload else None
     except ValueError:
         return None
+
+
+def _only_tries(payload: str) -> bool:
+    return bool(payload) and all(part.startswith(_TRY) for part in payload.split(","))
 
 
 class WakeListener:
@@ -115,9 +130,10 @@ class WakeListener:
         self._connection.execute(f"LISTEN {CHANNEL}")
         return int(self._connection.fileno())
 
-    def drain(self) -> set[int] | None:
+    def drain(self) -> Wakeups:
         """Consume pending wake-ups (call when the descriptor was readable): the runs
-        they name, or None if any asked to look at everything."""
+        they name (None if any asked to look at everything), and whether any was about
+        more than a try."""
         payloads: list[str] = []
         if self._socket is not None:
             with contextlib.suppress(BlockingIOError):
@@ -127,13 +143,14 @@ class WakeListener:
             payloads.extend(
                 n.payload for n in self._connection.notifies(timeout=0, stop_after=None)
             )
+        may_start = not all(_only_tries(payload) for payload in payloads)
         runs: set[int] = set()
         for payload in payloads:
             named = _run_pks(payload)
             if named is None:
-                return None
+                return Wakeups(None, True)
             runs |= named
-        return runs
+        return Wakeups(runs, may_start)
 
     def close(self) -> None:
         if self._socket is not None:

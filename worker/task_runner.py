@@ -458,7 +458,7 @@ def write_end(
         for key, value in record.xcoms:
             xcom.store(session, owner, key, value)
     if wake:
-        wake_scheduler(session, record.dag_run_pk)
+        wake_scheduler(session, record.dag_run_pk, for_a_try=True)
     return record.state
 
 

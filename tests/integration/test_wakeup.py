@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from tradewind.db import session_scope
-from tradewind.wakeup import WakeListener, wake_scheduler
+from tradewind.wakeup import WakeListener, Wakeups, wake_scheduler
 
 
 @pytest.fixture
@@ -38,7 +38,24 @@ def test_a_committed_change_wakes_with_the_runs_it_names(
         wake_scheduler(session, 7)
         wake_scheduler(session, 12)
     assert woken(fd)
-    assert wake.drain() == {7, 12}
+    assert wake.drain() == Wakeups({7, 12}, runs_may_start=True)
+
+
+def test_wake_ups_only_for_tries_say_that_no_run_may_start_for_them(
+    listener: tuple[WakeListener, int], session_factory: sessionmaker[Session]
+) -> None:
+    wake, fd = listener
+    with session_scope(session_factory) as session:
+        wake_scheduler(session, 7, for_a_try=True)
+        wake_scheduler(session, 12, for_a_try=True)
+    assert woken(fd)
+    assert wake.drain() == Wakeups({7, 12}, runs_may_start=False)
+    with session_scope(session_factory) as session:
+        wake_scheduler(session, 7, for_a_try=True)
+    with session_scope(session_factory) as session:
+        wake_scheduler(session, 9)  # a new or cleared run
+    assert woken(fd)
+    assert wake.drain() == Wakeups({7, 9}, runs_may_start=True)
 
 
 def test_a_wake_up_naming_no_run_asks_for_everything(
@@ -49,7 +66,7 @@ def test_a_wake_up_naming_no_run_asks_for_everything(
         wake_scheduler(session, 3)
         wake_scheduler(session)
     assert woken(fd)
-    assert wake.drain() is None
+    assert wake.drain().runs is None
 
 
 def test_a_rolled_back_change_wakes_nobody(
