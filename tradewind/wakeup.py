@@ -143,13 +143,14 @@ class WakeListener:
             payloads.extend(
                 n.payload for n in self._connection.notifies(timeout=0, stop_after=None)
             )
-        may_start = not all(_only_tries(payload) for payload in payloads)
         runs: set[int] = set()
+        may_start = False
         for payload in payloads:
             named = _run_pks(payload)
             if named is None:
                 return Wakeups(None, True)
             runs |= named
+            may_start = may_start or not _only_tries(payload)
         return Wakeups(runs, may_start)
 
     def close(self) -> None:
