@@ -71,7 +71,8 @@ def make_engine(settings: Settings, *, lends: bool = False, **engine_options: An
     ``lends``: the engine of a parent that lends connections to the children it forks
     (see `ConnectionLoan`); on Postgres its connections never prepare statements, so
     that neither side can drop or reuse a statement the other prepared, and it keeps
-    the connections it lends apart from its pool (see `_Lender`).
+    the connections it lends apart from its pool (see `_Lender`). A copy of it in a
+    process that will not lend calls `stop_lending`.
 
     A Postgres connection is pinged when it is taken from the pool only if it rested
     there for over PING_AFTER_REST_SECONDS (a database restarted meanwhile would have
@@ -266,6 +267,30 @@ class ConnectionLoan:
         connection, self._connection = self._connection, None
         if connection is not None and self._lender is not None:
             self._lender.take_back(connection, clean=clean)
+
+
+# How often a statement runs on a connection before psycopg prepares it on the server
+# (psycopg's own default): from then on Postgres skips parsing and planning it.
+PREPARE_THRESHOLD = 5
+
+
+def stop_lending(engine: Engine) -> None:
+    """In a process forked from a lending parent that will never lend itself (a fork
+    server's recorder): the connections it opens from now on prepare the statements they
+    run often, as a non-lending engine's do, and it lends none.
+
+    A lending engine's connections never prepare (see `make_engine`), which suits a fork
+    server, whose children run a handful of statements each. The recorder runs the same
+    few statements for every try of every child; unprepared, Postgres parsed and planned
+    each of them anew, a fifth to a quarter of its CPU per try."""
+    if engine.dialect.name != "postgresql":
+        return
+    setattr(engine, LENDER_ATTRIBUTE, None)
+    event.listen(engine, "connect", _prepare_often)
+
+
+def _prepare_often(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.prepare_threshold = PREPARE_THRESHOLD
 
 
 def _note_rest(_dbapi_connection: Any, record: Any) -> None:

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tradewind.db import session_scope
+from tradewind.db import session_scope, stop_lending
 from tradewind.processes import live_for_a_client, name_this_process
 from worker.task_runner import (
     Claim,
@@ -148,6 +148,8 @@ def end_through(
 class _Recorder:  # pragma: no cover - runs in the recorder process
     def __init__(self, parent: WarmParent, control: socket.socket) -> None:
         self.parent = parent
+        # The same few statements for every try: prepared on its own connections.
+        stop_lending(parent.engine)
         self.runner = TaskRunner(
             parent.factory, parent.settings, dags=parent.dags, hostname=parent.hostname
         )

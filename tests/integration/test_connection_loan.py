@@ -11,11 +11,13 @@ import os
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
+from tests.integration.test_forked_engines import in_child
 from tradewind.db import ConnectionLoan
 
 
@@ -248,6 +250,48 @@ def test_a_child_never_lends_the_connections_its_parent_keeps(pg_engine: Engine)
     assert int(read_line(fd)) == kept  # and the parent's session was left alone
     os.waitpid(pid, 0)
     loan.settle(clean=True)
+
+
+@pytest.mark.postgres
+def test_a_copy_that_stops_lending_prepares_its_frequent_statements_and_lends_nothing(
+    pg_engine: Engine,
+) -> None:
+    # A fork server's recorder is such a copy: it never forks, and runs the same few
+    # statements for every try.
+    from tradewind.db import stop_lending
+
+    def prepared_after_ten_runs() -> int:
+        with pg_engine.connect() as conn:
+            for _ in range(10):
+                conn.execute(text("SELECT 3 WHERE 3 = :three"), {"three": 3})
+            count = conn.execute(text("SELECT count(*) FROM pg_prepared_statements"))
+            conn.commit()
+            return int(count.scalar_one())
+
+    def in_the_copy() -> dict[str, Any]:
+        stop_lending(pg_engine)
+        lends = ConnectionLoan(pg_engine)._connection is not None
+        return {"prepared": prepared_after_ten_runs(), "lends": lends}
+
+    assert in_child(in_the_copy) == {"prepared": 1, "lends": False}
+    # The parent's engine is as it was: it prepares nothing and still lends.
+    assert prepared_after_ten_runs() == 0
+    loan = ConnectionLoan(pg_engine)
+    assert loan._connection is not None
+    loan.settle(clean=True)
+
+
+def test_stop_lending_leaves_sqlite_alone(tmp_path: Path) -> None:
+    from tradewind.db import make_engine, stop_lending
+    from tradewind.settings import get_settings
+
+    engine = make_engine(get_settings(database_url=f"sqlite:///{tmp_path / 'loan.db'}"), lends=True)
+    try:
+        stop_lending(engine)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT 1")).scalar_one() == 1
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.postgres
