@@ -296,6 +296,11 @@ class Harness:
         self.parallelism = parallelism
         self.celery = celery
         self.results: dict[str, Any] = {}
+        # Work folders of the shapes measured, removed by `clean_up` once all are done.
+        # Removing each right after its shape made the next shapes' tries slower: on a
+        # file system without a journal (this machine's ext4), creating a file steps
+        # over every inode freed in the last minutes, and a shape leaves thousands.
+        self.leftovers: list[Path] = []
         # The servers the workload uses, whose CPU is reported next to the tree's.
         self.servers = (["postgres"] if database_url else []) + (["redis-server"] if celery else [])
 
@@ -390,7 +395,12 @@ class Harness:
             by_role[f"{comm} (server)"] = round(1000 * spent / tasks, 2)
         row["workload_cpu_ms_per_task_by_role"] = by_role
         print(" " * 11 + "CPU ms per task: " + ", ".join(f"{k} {v}" for k, v in by_role.items()))
-        shutil.rmtree(work, ignore_errors=True)
+        self.leftovers.append(work)
+
+    def clean_up(self) -> None:
+        for work in self.leftovers:
+            shutil.rmtree(work, ignore_errors=True)
+        self.leftovers.clear()
 
     def _wait_job(self, job_type: str = "scheduler", count: int = 1) -> None:
         """Wait until ``count`` jobs of ``job_type`` are alive, as `tradewind jobs check`
@@ -537,16 +547,21 @@ def main() -> None:
         f"{shape}parallelism {args.parallelism}; "
         f"sum(range(30_000_000)) takes {harness.results['loop_seconds']} s here"
     )
-    for name in args.only.split(","):
-        if name == "startup":
-            first, idle_mb = standalone_startup(idle_seconds=10)
-            seconds = min([first, *(standalone_startup()[0] for _ in range(2))])
-            harness.results["standalone_ready_s"] = round(seconds, 2)
-            harness.results["standalone_idle_rss_mb"] = idle_mb
-            print(f"standalone ready in {seconds:.2f} s (best of 3, fresh home, SQLite)")
-            print(f"standalone idle: {idle_mb:.0f} MB resident, the whole tree (10 s after ready)")
-        else:
-            harness.measure(name)
+    try:
+        for name in args.only.split(","):
+            if name == "startup":
+                first, idle_mb = standalone_startup(idle_seconds=10)
+                seconds = min([first, *(standalone_startup()[0] for _ in range(2))])
+                harness.results["standalone_ready_s"] = round(seconds, 2)
+                harness.results["standalone_idle_rss_mb"] = idle_mb
+                print(f"standalone ready in {seconds:.2f} s (best of 3, fresh home, SQLite)")
+                print(
+                    f"standalone idle: {idle_mb:.0f} MB resident, the whole tree (10 s after ready)"
+                )
+            else:
+                harness.measure(name)
+    finally:
+        harness.clean_up()
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"scheduler-{time.strftime('%Y%m%dT%H%M%S')}.json"
