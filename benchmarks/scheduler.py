@@ -97,6 +97,23 @@ def loop_seconds() -> float:
     return round(best, 3)
 
 
+def log_files_ms(folder: Path, count: int = 200) -> float:
+    """Milliseconds of CPU to create a folder with one file in it under ``folder`` (the
+    mean of ``count``), as every try does for its log: on some file systems this costs
+    twenty times more for some minutes after many files were removed nearby (ext4
+    without a journal, as on this project's machines, steps over each recently freed
+    inode), and the tries' CPU moves with it. The files stay: removing them would slow
+    the next ones down."""
+    started = resource.getrusage(resource.RUSAGE_SELF)
+    for i in range(count):
+        made = folder / f"task_id=t{i}"
+        made.mkdir()
+        (made / "attempt=1.log").touch()
+    ended = resource.getrusage(resource.RUSAGE_SELF)
+    spent = (ended.ru_utime + ended.ru_stime) - (started.ru_utime + started.ru_stime)
+    return round(1000 * spent / count, 3)
+
+
 def tree_pids(root: int) -> list[int]:
     pids, pending = [], [root]
     while pending:
@@ -541,11 +558,15 @@ def main() -> None:
         ensure_database(args.postgres)
     harness = Harness(args.postgres, args.parallelism, celery)
     harness.results["loop_seconds"] = loop_seconds()
+    files = Path(tempfile.mkdtemp(prefix="tw-files-"))
+    harness.leftovers.append(files)
+    harness.results["log_files_ms"] = log_files_ms(files)
     shape = f"{args.workers} workers x concurrency {args.concurrency}, " if celery else ""
     print(
         f"{os.cpu_count()} cores, {args.postgres or 'SQLite'}, {args.executor} executor, "
         f"{shape}parallelism {args.parallelism}; "
-        f"sum(range(30_000_000)) takes {harness.results['loop_seconds']} s here"
+        f"sum(range(30_000_000)) takes {harness.results['loop_seconds']} s here, "
+        f"a log folder and file {harness.results['log_files_ms']} ms in {files.parent}"
     )
     try:
         for name in args.only.split(","):

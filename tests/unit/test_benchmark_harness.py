@@ -1,5 +1,6 @@
-"""The scheduler benchmark's check that no try ran twice: its DAG's no-op task records
-each execution, and the harness counts them per task instance."""
+"""The scheduler benchmark's check that no try ran twice (its DAG's no-op task records
+each execution, and the harness counts them per task instance), and its calibration of
+how much a try's log files cost the file system."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from benchmarks.scheduler import DAG_SOURCE, executions_file, tries_run_twice
+from benchmarks.scheduler import DAG_SOURCE, executions_file, log_files_ms, tries_run_twice
 
 
 def record(work: Path, *tries: tuple[str, str, int]) -> None:
@@ -47,3 +48,10 @@ def test_a_task_instance_that_never_ran_is_an_error(tmp_path: Path) -> None:
         tries_run_twice(tmp_path, tasks=2)
     with pytest.raises(RuntimeError, match="0 of 2 task instances"):
         tries_run_twice(tmp_path / "nothing", tasks=2)
+
+
+def test_the_log_file_calibration_leaves_what_it_made(tmp_path: Path) -> None:
+    # Removing them would slow down the files created next (see its docstring).
+    assert log_files_ms(tmp_path, count=3) >= 0
+    made = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.log"))
+    assert made == [f"task_id=t{i}/attempt=1.log" for i in range(3)]
