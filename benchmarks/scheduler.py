@@ -27,8 +27,10 @@ Every try of the no-op task appends one line to a file (one write, ``O_APPEND``)
 ``tries_run_twice`` counts the task instances that ran more than once; a task instance
 that never ran is an error. The same DAG runs under Airflow in `benchmarks/airflow.py`.
 
-The first line says how long a fixed pure-Python loop takes on this machine: compare
-figures only between runs whose loop took about as long.
+The first line says how fast this machine is at what a try costs: a fixed pure-Python
+loop, the fork and exit of a 64 MB process (the kernel's share, most of a try's CPU), and
+a log folder with one file where the work folders go. Compare figures only between runs
+where all three were about alike.
 
 To profile the scheduler itself, replace its command, e.g.
 ``TRADEWIND_BENCH_SCHEDULER="python -m cProfile -o /tmp/s.prof -m tradewind.cli.main scheduler"``.
@@ -95,6 +97,33 @@ def loop_seconds() -> float:
         sum(range(30_000_000))
         best = min(best, time.perf_counter() - started)
     return round(best, 3)
+
+
+def fork_ms(megabytes: int = 64, forks: int = 30) -> float:
+    """Milliseconds of CPU (parent and child) to fork a process holding ``megabytes`` of
+    written memory and have the child exit at once: the best of three rounds. Every try
+    costs a few of these, in the kernel, and the kernel's speed at it moved by half
+    within an hour on this project's machines while the Python loop's did not."""
+    blob = bytearray(megabytes << 20)
+    blob[::4096] = b"\x01" * len(blob[::4096])  # every page written, so present
+    best = float("inf")
+    for _ in range(3):
+        before = own_and_children_cpu()
+        for _ in range(forks):
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child
+                os._exit(0)
+            os.waitpid(pid, 0)
+        best = min(best, 1000 * (own_and_children_cpu() - before) / forks)
+    del blob
+    return round(best, 3)
+
+
+def own_and_children_cpu() -> float:
+    """CPU seconds of this process and of the children it has reaped."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def log_files_ms(folder: Path, count: int = 200) -> float:
@@ -561,12 +590,14 @@ def main() -> None:
     files = Path(tempfile.mkdtemp(prefix="tw-files-"))
     harness.leftovers.append(files)
     harness.results["log_files_ms"] = log_files_ms(files)
+    harness.results["fork_ms"] = fork_ms()
     shape = f"{args.workers} workers x concurrency {args.concurrency}, " if celery else ""
     print(
         f"{os.cpu_count()} cores, {args.postgres or 'SQLite'}, {args.executor} executor, "
         f"{shape}parallelism {args.parallelism}; "
         f"sum(range(30_000_000)) takes {harness.results['loop_seconds']} s here, "
-        f"a log folder and file {harness.results['log_files_ms']} ms in {files.parent}"
+        f"a log folder and file {harness.results['log_files_ms']} ms in {files.parent}, "
+        f"a fork and exit of 64 MB {harness.results['fork_ms']} ms"
     )
     try:
         for name in args.only.split(","):

@@ -9,7 +9,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from benchmarks.scheduler import DAG_SOURCE, executions_file, log_files_ms, tries_run_twice
+from benchmarks.scheduler import (
+    DAG_SOURCE,
+    executions_file,
+    fork_ms,
+    log_files_ms,
+    tries_run_twice,
+)
 
 
 def record(work: Path, *tries: tuple[str, str, int]) -> None:
@@ -55,3 +61,7 @@ def test_the_log_file_calibration_leaves_what_it_made(tmp_path: Path) -> None:
     assert log_files_ms(tmp_path, count=3) >= 0
     made = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.log"))
     assert made == [f"task_id=t{i}/attempt=1.log" for i in range(3)]
+
+
+def test_the_fork_calibration_gives_a_positive_figure() -> None:
+    assert fork_ms(megabytes=1, forks=2) >= 0
