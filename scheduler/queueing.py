@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -32,11 +33,10 @@ def pick_for_queue(session: Session, *, slots: int, now: datetime) -> list[TaskI
     if slots <= 0:
         return []
     postgres = session.get_bind().dialect.name == "postgresql"
-    if postgres:
-        # One scheduler decides at a time: the counts below stay true until it commits.
-        session.execute(_lock_pools())
-    pools = _open_pool_slots(session)
-    per_dag, per_task = _active_counts(session)
+    # On Postgres reading the pools locks them: one scheduler decides at a time, and the
+    # counts read next stay true until it commits.
+    sizes = session.execute(_pools(lock=postgres)).all()
+    pools, per_dag, per_task = _open_slots_and_counts(sizes, session.execute(_held()))
     max_tasks: dict[str, int] = {}
     if per_dag:
         max_tasks = dict(session.execute(_max_active_tasks(), {"dag_ids": list(per_dag)}).all())
@@ -72,11 +72,6 @@ def pick_for_queue(session: Session, *, slots: int, now: datetime) -> list[TaskI
 
 # The statements of every pass, built once and run with parameters (building a
 # statement costs several times running it).
-
-
-@functools.cache
-def _lock_pools() -> Any:
-    return select(Pool.id).with_for_update()
 
 
 @functools.cache
@@ -123,51 +118,51 @@ def _candidates(*, lock: bool) -> Any:
 
 
 @functools.cache
-def _pool_use() -> Any:
+def _pools(*, lock: bool) -> Any:
+    query = select(Pool.pool, Pool.slots, Pool.include_deferred)
+    return query.with_for_update() if lock else query
+
+
+@functools.cache
+def _held() -> Any:
+    """Instances that hold pool slots (queued, running, deferred), grouped so that one
+    query gives both the slots each pool has in use and the instances each DAG and each
+    task have running."""
     return (
-        select(TaskInstance.pool, TaskInstance.state, func.sum(TaskInstance.pool_slots))
+        select(
+            TaskInstance.pool,
+            TaskInstance.state,
+            TaskInstance.dag_id,
+            TaskInstance.task_id,
+            func.sum(TaskInstance.pool_slots),
+            func.count(),
+        )
         .where(TaskInstance.state.in_([*OCCUPYING, str(TI.DEFERRED)]))
-        .group_by(TaskInstance.pool, TaskInstance.state)
+        .group_by(TaskInstance.pool, TaskInstance.state, TaskInstance.dag_id, TaskInstance.task_id)
     )
 
 
-@functools.cache
-def _pools() -> Any:
-    return select(Pool.pool, Pool.slots, Pool.include_deferred)
-
-
-@functools.cache
-def _occupying_counts() -> Any:
-    return (
-        select(TaskInstance.dag_id, TaskInstance.task_id, func.count())
-        .where(TaskInstance.state.in_(OCCUPYING))
-        .group_by(TaskInstance.dag_id, TaskInstance.task_id)
-    )
-
-
-def _open_pool_slots(session: Session) -> dict[str, int]:
-    """Free slots per pool: queued and running tries hold theirs, and deferred ones too
-    in a pool with ``include_deferred``."""
-    used: dict[tuple[str, str | None], int] = {
-        (pool, state): int(total or 0) for pool, state, total in session.execute(_pool_use())
-    }
-    slots: dict[str, int] = {}
-    for name, size, include_deferred in session.execute(_pools()):
-        held = sum(used.get((name, state), 0) for state in OCCUPYING)
-        if include_deferred:
-            held += used.get((name, str(TI.DEFERRED)), 0)
-        slots[name] = (1 << 30 if size < 0 else size) - held
-    return slots
-
-
-def _active_counts(session: Session) -> tuple[Counter[str], Counter[tuple[str, str]]]:
-    rows = session.execute(_occupying_counts())
+def _open_slots_and_counts(
+    sizes: Sequence[Any], held: Iterable[Any]
+) -> tuple[dict[str, int], Counter[str], Counter[tuple[str, str]]]:
+    """Free slots per pool (``sizes``: each pool's name, size and include_deferred;
+    queued and running instances hold their slots, and deferred ones too in a pool with
+    include_deferred), and the queued and running instances per DAG and per task."""
+    used: Counter[tuple[str, str]] = Counter()
     per_dag: Counter[str] = Counter()
     per_task: Counter[tuple[str, str]] = Counter()
-    for dag_id, task_id, count in rows:
-        per_dag[dag_id] += count
-        per_task[(dag_id, task_id)] += count
-    return per_dag, per_task
+    for pool, state, dag_id, task_id, slots, count in held:
+        used[(pool, state)] += int(slots or 0)
+        if state in OCCUPYING:
+            per_dag[dag_id] += count
+            per_task[(dag_id, task_id)] += count
+    free: dict[str, int] = {}
+    for name, size, include_deferred in sizes:
+        taken = sum(used[(name, state)] for state in OCCUPYING)
+        if include_deferred:
+            taken += used[(name, str(TI.DEFERRED))]
+        free[name] = (1 << 30 if size < 0 else size) - taken
+    return free, per_dag, per_task
 
 
 def _fits(

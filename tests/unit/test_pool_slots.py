@@ -1,0 +1,65 @@
+"""Free pool slots and running counts, from the one grouped query a scheduler pass reads
+(`scheduler.queueing._open_slots_and_counts`): table-driven, no database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from scheduler.queueing import _open_slots_and_counts
+
+POOLS = [("default_pool", 8, False), ("narrow", 2, True), ("endless", -1, False)]
+
+
+@pytest.mark.parametrize(
+    ("held", "free", "per_dag", "per_task"),
+    [
+        pytest.param([], {"default_pool": 8, "narrow": 2, "endless": 1 << 30}, {}, {}, id="idle"),
+        pytest.param(
+            [
+                ("default_pool", "queued", "a", "t1", 1, 2),
+                ("default_pool", "running", "a", "t2", 3, 1),
+                ("default_pool", "running", "b", "t1", 1, 1),
+            ],
+            {"default_pool": 3, "narrow": 2, "endless": 1 << 30},
+            {"a": 3, "b": 1},
+            {("a", "t1"): 2, ("a", "t2"): 1, ("b", "t1"): 1},
+            id="queued-and-running-hold-their-slots",
+        ),
+        pytest.param(
+            [
+                ("default_pool", "deferred", "a", "t1", 4, 4),
+                ("narrow", "deferred", "a", "t2", 1, 1),
+            ],
+            {"default_pool": 8, "narrow": 1, "endless": 1 << 30},
+            {},
+            {},
+            id="deferred-hold-slots-only-where-the-pool-says-so-and-do-not-count-as-running",
+        ),
+        pytest.param(
+            [("gone", "running", "a", "t1", 1, 1), ("endless", "running", "a", "t1", 5, 5)],
+            {"default_pool": 8, "narrow": 2, "endless": (1 << 30) - 5},
+            {"a": 6},
+            {("a", "t1"): 6},
+            id="an-unknown-pool-frees-nothing-and-an-endless-one-stays-open",
+        ),
+        pytest.param(
+            [("default_pool", "running", "a", "t1", None, 1)],
+            {"default_pool": 8, "narrow": 2, "endless": 1 << 30},
+            {"a": 1},
+            {("a", "t1"): 1},
+            id="no-slots-summed-counts-as-none",
+        ),
+    ],
+)
+def test_open_slots_and_counts(
+    held: list[Any],
+    free: dict[str, int],
+    per_dag: dict[str, int],
+    per_task: dict[tuple[str, str], int],
+) -> None:
+    pools, dags, tasks = _open_slots_and_counts(POOLS, held)
+    assert pools == free
+    assert dict(dags) == per_dag
+    assert dict(tasks) == per_task
