@@ -36,10 +36,9 @@ def pick_for_queue(session: Session, *, slots: int, now: datetime) -> list[TaskI
     # On Postgres reading the pools locks them: one scheduler decides at a time, and the
     # counts read next stay true until it commits.
     sizes = session.execute(_pools(lock=postgres)).all()
-    pools, per_dag, per_task = _open_slots_and_counts(sizes, session.execute(_held()))
-    max_tasks: dict[str, int] = {}
-    if per_dag:
-        max_tasks = dict(session.execute(_max_active_tasks(), {"dag_ids": list(per_dag)}).all())
+    held = session.execute(_held()).all()
+    pools, per_dag, per_task = _open_slots_and_counts(sizes, held)
+    max_tasks = {dag_id: limit for _, _, dag_id, _, _, _, limit in held if limit is not None}
     full_dags = [d for d, n in per_dag.items() if n >= max_tasks.get(d, 16)]
     open_pools = [name for name, free in pools.items() if free > 0]
     if not open_pools:
@@ -72,13 +71,6 @@ def pick_for_queue(session: Session, *, slots: int, now: datetime) -> list[TaskI
 
 # The statements of every pass, built once and run with parameters (building a
 # statement costs several times running it).
-
-
-@functools.cache
-def _max_active_tasks() -> Any:
-    return select(DagModel.dag_id, DagModel.max_active_tasks).where(
-        DagModel.dag_id.in_(bindparam("dag_ids", expanding=True))
-    )
 
 
 @functools.cache
@@ -126,8 +118,8 @@ def _pools(*, lock: bool) -> Any:
 @functools.cache
 def _held() -> Any:
     """Instances that hold pool slots (queued, running, deferred), grouped so that one
-    query gives both the slots each pool has in use and the instances each DAG and each
-    task have running."""
+    query gives the slots each pool has in use, the instances each DAG and each task have
+    running, and those DAGs' ``max_active_tasks`` (None for a DAG no longer known)."""
     return (
         select(
             TaskInstance.pool,
@@ -136,9 +128,17 @@ def _held() -> Any:
             TaskInstance.task_id,
             func.sum(TaskInstance.pool_slots),
             func.count(),
+            DagModel.max_active_tasks,
         )
+        .outerjoin(DagModel, DagModel.dag_id == TaskInstance.dag_id)
         .where(TaskInstance.state.in_([*OCCUPYING, str(TI.DEFERRED)]))
-        .group_by(TaskInstance.pool, TaskInstance.state, TaskInstance.dag_id, TaskInstance.task_id)
+        .group_by(
+            TaskInstance.pool,
+            TaskInstance.state,
+            TaskInstance.dag_id,
+            TaskInstance.task_id,
+            DagModel.max_active_tasks,
+        )
     )
 
 
@@ -151,7 +151,7 @@ def _open_slots_and_counts(
     used: Counter[tuple[str, str]] = Counter()
     per_dag: Counter[str] = Counter()
     per_task: Counter[tuple[str, str]] = Counter()
-    for pool, state, dag_id, task_id, slots, count in held:
+    for pool, state, dag_id, task_id, slots, count, *_ in held:
         used[(pool, state)] += int(slots or 0)
         if state in OCCUPYING:
             per_dag[dag_id] += count

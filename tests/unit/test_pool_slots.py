@@ -1,5 +1,6 @@
 """Free pool slots and running counts, from the one grouped query a scheduler pass reads
-(`scheduler.queueing._open_slots_and_counts`): table-driven, no database."""
+(`scheduler.queueing._open_slots_and_counts`; its rows end with the DAG's
+``max_active_tasks``): table-driven, no database."""
 
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ POOLS = [("default_pool", 8, False), ("narrow", 2, True), ("endless", -1, False)
         pytest.param([], {"default_pool": 8, "narrow": 2, "endless": 1 << 30}, {}, {}, id="idle"),
         pytest.param(
             [
-                ("default_pool", "queued", "a", "t1", 1, 2),
-                ("default_pool", "running", "a", "t2", 3, 1),
-                ("default_pool", "running", "b", "t1", 1, 1),
+                ("default_pool", "queued", "a", "t1", 1, 2, 16),
+                ("default_pool", "running", "a", "t2", 3, 1, 16),
+                ("default_pool", "running", "b", "t1", 1, 1, 16),
             ],
             {"default_pool": 3, "narrow": 2, "endless": 1 << 30},
             {"a": 3, "b": 1},
@@ -29,8 +30,8 @@ POOLS = [("default_pool", 8, False), ("narrow", 2, True), ("endless", -1, False)
         ),
         pytest.param(
             [
-                ("default_pool", "deferred", "a", "t1", 4, 4),
-                ("narrow", "deferred", "a", "t2", 1, 1),
+                ("default_pool", "deferred", "a", "t1", 4, 4, 16),
+                ("narrow", "deferred", "a", "t2", 1, 1, 16),
             ],
             {"default_pool": 8, "narrow": 1, "endless": 1 << 30},
             {},
@@ -38,14 +39,14 @@ POOLS = [("default_pool", 8, False), ("narrow", 2, True), ("endless", -1, False)
             id="deferred-hold-slots-only-where-the-pool-says-so-and-do-not-count-as-running",
         ),
         pytest.param(
-            [("gone", "running", "a", "t1", 1, 1), ("endless", "running", "a", "t1", 5, 5)],
+            [("gone", "running", "a", "t1", 1, 1, 16), ("endless", "running", "a", "t1", 5, 5, 16)],
             {"default_pool": 8, "narrow": 2, "endless": (1 << 30) - 5},
             {"a": 6},
             {("a", "t1"): 6},
             id="an-unknown-pool-frees-nothing-and-an-endless-one-stays-open",
         ),
         pytest.param(
-            [("default_pool", "running", "a", "t1", None, 1)],
+            [("default_pool", "running", "a", "t1", None, 1, 16)],
             {"default_pool": 8, "narrow": 2, "endless": 1 << 30},
             {"a": 1},
             {("a", "t1"): 1},
