@@ -258,7 +258,7 @@ class Scheduler:
         finished = []
         for run in runs:
             with isolated(session, f"scheduling run {run.run_id} of {run.dag_id}"):
-                step = advance_run(session, run, now=now)
+                step = advance_run(session, run, now=now, rows_of_scheduled=False)
                 if step.finished is not None:
                     finished.append((run.dag_id, run.run_id, step.finished))
                     request_run_callback(session, run, step.finished)
