@@ -102,28 +102,28 @@ def loop_seconds() -> float:
 def fork_ms(megabytes: int = 64, forks: int = 30) -> float:
     """Milliseconds of CPU (parent and child) to fork a process holding ``megabytes`` of
     written memory and have the child exit at once: the best of three rounds. Every try
-    costs a few of these, in the kernel, and the kernel's speed at it moved by half
-    within an hour on this project's machines while the Python loop's did not."""
+    costs a few of these, in the kernel, and the kernel's speed at it moved by a third
+    and more within hours on this project's machines while the Python loop's did not."""
     blob = bytearray(megabytes << 20)
-    blob[::4096] = b"\x01" * len(blob[::4096])  # every page written, so present
+    blob[::4096] = b"\x01" * (len(blob) // 4096)  # every page written, so present
     best = float("inf")
     for _ in range(3):
-        before = own_and_children_cpu()
+        before = cpu_seconds(resource.RUSAGE_SELF) + cpu_seconds(resource.RUSAGE_CHILDREN)
         for _ in range(forks):
             pid = os.fork()
             if pid == 0:  # pragma: no cover - the child
                 os._exit(0)
             os.waitpid(pid, 0)
-        best = min(best, 1000 * (own_and_children_cpu() - before) / forks)
+        after = cpu_seconds(resource.RUSAGE_SELF) + cpu_seconds(resource.RUSAGE_CHILDREN)
+        best = min(best, 1000 * (after - before) / forks)
     del blob
     return round(best, 3)
 
 
-def own_and_children_cpu() -> float:
-    """CPU seconds of this process and of the children it has reaped."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+def cpu_seconds(who: int) -> float:
+    """User and system CPU seconds of ``resource.RUSAGE_SELF`` or ``RUSAGE_CHILDREN``."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def log_files_ms(folder: Path, count: int = 200) -> float:
@@ -133,14 +133,12 @@ def log_files_ms(folder: Path, count: int = 200) -> float:
     without a journal, as on this project's machines, steps over each recently freed
     inode), and the tries' CPU moves with it. The files stay: removing them would slow
     the next ones down."""
-    started = resource.getrusage(resource.RUSAGE_SELF)
+    started = cpu_seconds(resource.RUSAGE_SELF)
     for i in range(count):
         made = folder / f"task_id=t{i}"
         made.mkdir()
         (made / "attempt=1.log").touch()
-    ended = resource.getrusage(resource.RUSAGE_SELF)
-    spent = (ended.ru_utime + ended.ru_stime) - (started.ru_utime + started.ru_stime)
-    return round(1000 * spent / count, 3)
+    return round(1000 * (cpu_seconds(resource.RUSAGE_SELF) - started) / count, 3)
 
 
 def tree_pids(root: int) -> list[int]:
