@@ -36,9 +36,7 @@ def pick_for_queue(session: Session, *, slots: int, now: datetime) -> list[TaskI
     # On Postgres reading the pools locks them: one scheduler decides at a time, and the
     # counts read next stay true until it commits.
     sizes = session.execute(_pools(lock=postgres)).all()
-    held = session.execute(_held()).all()
-    pools, per_dag, per_task = _open_slots_and_counts(sizes, held)
-    max_tasks = {dag_id: limit for _, _, dag_id, _, _, _, limit in held if limit is not None}
+    pools, per_dag, per_task, max_tasks = _slots_and_limits(sizes, session.execute(_held()))
     full_dags = [d for d, n in per_dag.items() if n >= max_tasks.get(d, 16)]
     open_pools = [name for name, free in pools.items() if free > 0]
     if not open_pools:
@@ -142,27 +140,31 @@ def _held() -> Any:
     )
 
 
-def _open_slots_and_counts(
+def _slots_and_limits(
     sizes: Sequence[Any], held: Iterable[Any]
-) -> tuple[dict[str, int], Counter[str], Counter[tuple[str, str]]]:
-    """Free slots per pool (``sizes``: each pool's name, size and include_deferred;
-    queued and running instances hold their slots, and deferred ones too in a pool with
-    include_deferred), and the queued and running instances per DAG and per task."""
+) -> tuple[dict[str, int], Counter[str], Counter[tuple[str, str]], dict[str, int]]:
+    """From the pools (``sizes``: each one's name, size and include_deferred) and the
+    rows of `_held`: the free slots per pool (queued and running instances hold theirs,
+    deferred ones too in a pool with include_deferred), the queued and running instances
+    per DAG and per task, and those DAGs' ``max_active_tasks``."""
     used: Counter[tuple[str, str]] = Counter()
     per_dag: Counter[str] = Counter()
     per_task: Counter[tuple[str, str]] = Counter()
-    for pool, state, dag_id, task_id, slots, count, *_ in held:
+    max_tasks: dict[str, int] = {}
+    for pool, state, dag_id, task_id, slots, count, limit in held:
         used[(pool, state)] += int(slots or 0)
         if state in OCCUPYING:
             per_dag[dag_id] += count
             per_task[(dag_id, task_id)] += count
+        if limit is not None:
+            max_tasks[dag_id] = limit
     free: dict[str, int] = {}
     for name, size, include_deferred in sizes:
         taken = sum(used[(name, state)] for state in OCCUPYING)
         if include_deferred:
             taken += used[(name, str(TI.DEFERRED))]
         free[name] = (1 << 30 if size < 0 else size) - taken
-    return free, per_dag, per_task
+    return free, per_dag, per_task, max_tasks
 
 
 def _fits(
