@@ -103,7 +103,7 @@ def make_engine(settings: Settings, *, lends: bool = False, **engine_options: An
         def _connect(_dialect: Any, _record: Any, _cargs: Any, _cparams: Any) -> Any:
             return _lent.pop(key, None)  # None: connect as usual
 
-    _engines.add(engine)
+    _track(engine)
     return engine
 
 
@@ -117,7 +117,10 @@ def make_engine(settings: Settings, *, lends: bool = False, **engine_options: An
 # pool in each child instead (`Engine.dispose`) ran a few hundred lines of Python
 # (argument inspection, event registries, a logger) and cost every try about 300 page
 # faults, half of what a fork cost a child before it ran a line of its own.
-_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+# Weak references to every engine made here, replaced as a whole when one is added or
+# collected: the hooks below run at every fork, and a forking parent's writes after a
+# fork each copy a page (a WeakSet's iteration wrote to some forty).
+_engines: tuple[weakref.ref[Engine], ...] = ()
 _inherited_pools: list[Any] = []
 # Each engine keeps its spare in SPARE_POOL_ATTRIBUTE as (what it was made from, the
 # spare), on the engine itself: the spare's listeners refer back to the engine, and a
@@ -128,14 +131,48 @@ _inherited_pools: list[Any] = []
 SPARE_POOL_ATTRIBUTE = "_tradewind_spare_pool"
 
 
+def _track(engine: Engine) -> None:
+    global _engines
+    _engines = (*_live_refs(), weakref.ref(engine, _forget_engine))
+
+
+def _forget_engine(_collected: weakref.ref[Engine]) -> None:
+    global _engines
+    _engines = _live_refs()
+
+
+def _live_refs() -> tuple[weakref.ref[Engine], ...]:
+    return tuple(ref for ref in _engines if ref() is not None)
+
+
 def _spare_source(pool: Any) -> tuple[Any, ...]:
     dispatch = pool.dispatch
     return (pool, *(tuple(getattr(dispatch, name)) for name in dispatch._event_names))
 
 
+# Set in a process that forks often and never changes its engines (a fork server): their
+# spares are made once, and the check before each fork is skipped. The check built a
+# tuple of every listener of every pool event, writing to some forty pages that the last
+# fork had shared with a child, each copied again.
+_spares_final = False
+
+
+def make_spare_pools_final() -> None:
+    """Make every engine's spare now, for good: this process will not replace a pool
+    or change a listener again, and forks often."""
+    global _spares_final
+    _make_spare_pools()
+    _spares_final = True
+
+
 def _make_spare_pools() -> None:
     """In the parent, just before a fork: an unused empty pool for each engine."""
-    for engine in list(_engines):
+    if _spares_final:
+        return
+    for ref in _engines:
+        engine = ref()
+        if engine is None:
+            continue
         source = _spare_source(engine.pool)
         made = getattr(engine, SPARE_POOL_ATTRIBUTE, None)
         if made is None or made[0] != source:
@@ -145,7 +182,12 @@ def _make_spare_pools() -> None:
 def _forget_inherited_connections() -> None:
     """In the child, just after the fork: every engine gets its spare (what
     `Engine.dispose(close=False)` does, with the pool made beforehand)."""
-    for engine in list(_engines):
+    global _spares_final
+    _spares_final = False  # the child's engines are its own to change
+    for ref in _engines:
+        engine = ref()
+        if engine is None:
+            continue
         _inherited_pools.append(engine.pool)
         lender = getattr(engine, LENDER_ATTRIBUTE, None)
         if lender is not None and (lender.idle or lender.lent):  # the parent's, not ours

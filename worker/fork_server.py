@@ -47,6 +47,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
+from tradewind.db import make_spare_pools_final
 from tradewind.processes import describe_exit, live_for_a_client, name_this_process
 from worker.recorder import RecorderLink
 from worker.task_runner import TryRequest
@@ -262,6 +263,9 @@ class _Server:  # pragma: no cover - runs in the fork server process
         self.selector = selectors.DefaultSelector()
         for sock in socks:
             self.selector.register(sock, selectors.EVENT_READ, ("control", sock.fileno()))
+        # This process never replaces its engine's pool nor changes its listeners: the
+        # check for that before every fork is skipped from now on.
+        make_spare_pools_final()
         self._start_recorder()
 
     def _start_recorder(self) -> None:

@@ -21,7 +21,8 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 
-from tradewind.db import make_engine
+from tradewind import db
+from tradewind.db import SPARE_POOL_ATTRIBUTE, make_engine, make_spare_pools_final
 from tradewind.settings import get_settings
 
 
@@ -130,6 +131,30 @@ def test_a_child_has_the_pool_listeners_its_parent_added_since_its_last_fork(
     child = in_child(lambda: connect_and_say_who(engine))
 
     assert (tmp_path / "connects").read_text().split() == [str(child["pid"])]
+
+
+def test_a_parent_whose_spares_are_final_hands_each_child_the_one_it_made(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fork server's: its spares are made once, not checked before every fork; each
+    child still gets an empty pool of its own, and checks again before its own forks."""
+    monkeypatch.setattr(db, "_spares_final", False)  # and back after the test
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    make_spare_pools_final()
+    source, spare = getattr(engine, SPARE_POOL_ATTRIBUTE)
+    checked: list[object] = []
+    monkeypatch.setattr(db, "_spare_source", checked.append)
+
+    first = in_child(lambda: describe_pool(engine))
+    second = in_child(lambda: {**describe_pool(engine), "final": db._spares_final})
+
+    assert checked == []  # no check before either fork
+    assert getattr(engine, SPARE_POOL_ATTRIBUTE) == (source, spare)
+    assert first["pool"] == second["pool"] == id(spare)
+    assert first["held"] == second["held"] == 0
+    assert second["final"] is False
+    assert engine.pool.checkedin() == 1  # type: ignore[attr-defined]
 
 
 def open_sqlite_connections() -> int:
