@@ -141,6 +141,9 @@ def content_hash(serialized: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+_PLAIN_COLLECTIONS = (list, tuple, set, frozenset)
+
+
 def jsonable(value: Any) -> Any:
     """A JSON-safe rendering of arbitrary values (for display, e.g. default_args)."""
     if value is None or isinstance(value, bool | int | float | str):
@@ -149,7 +152,10 @@ def jsonable(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, timedelta):
         return value.total_seconds()
-    if isinstance(value, Mapping):
+    # Plain dicts and lists skip the ABC's isinstance check (Mapping), which writes to
+    # its caches: a try's forked child pays for that in copied pages.
+    kind = type(value)
+    if kind is dict or (kind not in _PLAIN_COLLECTIONS and isinstance(value, Mapping)):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         items = [jsonable(v) for v in value]

@@ -61,6 +61,12 @@ class _UtcFormatter(logging.Formatter):
         return f"{stamp}.{int(record.msecs):03d}+0000"
 
 
+# One formatter for every try's handler (it keeps no state of a record): made at import,
+# in a fork server before its first fork, rather than in each try's child (a Formatter
+# validates its format with a regular expression as it is made).
+_FORMATTER = _UtcFormatter(LOG_FORMAT)
+
+
 @functools.cache
 def chunk_statement() -> Any:
     """Inserts one chunk of a try's log; a Core insert built once is far cheaper than an
@@ -101,7 +107,7 @@ class TryLogHandler(logging.Handler):
         flush_interval: float = 0.5,
     ) -> None:
         super().__init__(logging.INFO)
-        self.setFormatter(_UtcFormatter(LOG_FORMAT))
+        self.setFormatter(_FORMATTER)
         self.factory, self.ident = factory, ident
         self.echo = echo
         self._heartbeat, self._heartbeat_interval = heartbeat, heartbeat_interval

@@ -116,6 +116,9 @@ class TaskRunner:
         self.hostname = hostname or host_name()
         if settings is not None:
             add_to_import_path(settings.resolved_dags_folder)
+            # Resolved once, here: a fork server's children inherit it (resolving it in
+            # each try cost two walks of the path and some sixty copied pages).
+            self.logs_folder = settings.logs_folder
         self.on_recorded = on_recorded
         self.on_state_changed = on_state_changed
         # Whether a recorded end wakes the scheduler (see `tradewind.wakeup`); off where
@@ -148,7 +151,7 @@ class TaskRunner:
         handler = TryLogHandler(
             self.factory,
             ident,
-            log_file=ident.log_path(self.settings.logs_folder),
+            log_file=ident.log_path(self.logs_folder),
             echo=self.echo,
             heartbeat=lambda: self._heartbeat(claim.ti_id),
             heartbeat_interval=self.settings.task_heartbeat_seconds,

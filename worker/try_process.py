@@ -21,8 +21,9 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
 
@@ -47,6 +48,8 @@ from worker.task_runner import (
 from worker.timeout import request_stop
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
@@ -131,6 +134,7 @@ class WarmParent:
 
         for module in WARM_MODULES:
             importlib.import_module(module)
+        _warm_abc_caches()
         # Up to `parallelism` connections are lent to children at once (see `fork_try`),
         # kept by the engine's lender for the next ones (`tradewind.db.ConnectionLoan`);
         # the pool, which the lender draws on, never blocks.
@@ -256,6 +260,16 @@ class TryProcess:
         loan, self.loan = self.loan, None
         if loan is not None:
             loan.settle(clean=os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0)
+
+
+def _warm_abc_caches() -> None:
+    """Every log call with a single argument asks whether that argument is a Mapping
+    (`logging.LogRecord`), as a PythonOperator's "Returned value was" line does. The
+    first such question about a type walks every subclass of Mapping in the process and
+    caches the answer: asked here once, the children inherit the answers instead of
+    each finding them again (some eighty copied pages per try)."""
+    for kind in (type(None), bool, int, float, str, bytes, list, tuple, datetime, timedelta):
+        issubclass(kind, Mapping)
 
 
 def settle_heap(*, collapse: bool = True) -> None:
@@ -566,7 +580,7 @@ def _run_try(
     claim: Claim | None = None,
 ) -> int:  # pragma: no cover - runs in children
     signal.signal(signal.SIGTERM, _terminate)
-    _redirect_output(request, parent.settings)
+    _redirect_output(request, runner.logs_folder)
     result = runner.run(request, claim)
     os.write(write_fd, DONE if result.ran else NOT_OURS)
     return 0
@@ -591,12 +605,12 @@ def _terminate(_signum: int, _frame: FrameType | None) -> None:  # pragma: no co
     request_stop("the try was asked to stop (SIGTERM): its worker stops or its state changed")
 
 
-def _redirect_output(request: TryRequest, settings: Settings) -> None:  # pragma: no cover
+def _redirect_output(request: TryRequest, logs_folder: Path) -> None:  # pragma: no cover
     """Output that bypasses Python (C extensions, inherited fds) goes to the try's log file."""
     ident = TryIdentity(
         0, request.dag_id, request.run_id, request.task_id, request.map_index, request.try_number
     )
-    path = ident.log_path(settings.logs_folder)
+    path = ident.log_path(logs_folder)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
+from inspect import CO_VARKEYWORDS
+from types import FunctionType
 from typing import Any
 
 
@@ -40,18 +42,41 @@ def context_kwargs(
     args: Sequence[Any],
     kwargs: Mapping[str, Any],
 ) -> dict[str, Any]:
-    signature = inspect.signature(func)
-    params = list(signature.parameters.values())
-    if any(p.kind is p.VAR_KEYWORD for p in params):
+    takes_all, positional, by_name = _parameters(func)
+    if takes_all:
         return {**{k: v for k, v in context.items() if k not in kwargs}, **kwargs}
-    positional = {
-        p.name
-        for p in params[: len(args)]
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    }
+    taken = positional[: len(args)]
     result = dict(kwargs)
-    for p in params:
-        wanted = p.name in context and p.name not in kwargs and p.name not in positional
-        if wanted and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
-            result[p.name] = context[p.name]
+    for name in by_name:
+        if name in context and name not in kwargs and name not in taken:
+            result[name] = context[name]
     return result
+
+
+def _parameters(func: Callable[..., Any]) -> tuple[bool, tuple[str, ...], tuple[str, ...]]:
+    """Whether ``func`` takes ``**kwargs``; the names of its parameters that can be given
+    by position (in order); those that can be given by name (in order).
+
+    A plain function's are read from its code object. `inspect.signature` gives the same
+    answer, but builds a Signature and its Parameters for it: in a try's forked child
+    that cost about fifty copied pages. Anything else (a method, a partial, a class, a
+    wrapped or annotated-signature function) goes through `inspect.signature`."""
+    if (
+        type(func) is FunctionType
+        and not hasattr(func, "__wrapped__")
+        and not hasattr(func, "__signature__")
+    ):
+        code = func.__code__
+        count, kw_only = code.co_argcount, code.co_kwonlyargcount
+        names = code.co_varnames
+        return (
+            bool(code.co_flags & CO_VARKEYWORDS),
+            names[:count],
+            names[code.co_posonlyargcount : count] + names[count : count + kw_only],
+        )
+    params = list(inspect.signature(func).parameters.values())
+    return (
+        any(p.kind is p.VAR_KEYWORD for p in params),
+        tuple(p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)),
+        tuple(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)),
+    )
