@@ -536,7 +536,7 @@ def _standby_main(
             answer = claim_through(channel, request, os.getpid())
             if answer == TAKEN:
                 runner.declined(request)
-                os.write(write_fd, NOT_OURS)
+                _tell_parent(write_fd, NOT_OURS)
                 return 0
             claim = answer if isinstance(answer, Claim) else None  # None: claim it here
             runner.end_writer = lambda record: end_through(channel, record)
@@ -561,11 +561,19 @@ def _task_runner(parent: WarmParent, write_fd: int) -> TaskRunner:  # pragma: no
     ``write_fd`` once the try's end is recorded."""
 
     def recorded() -> None:
-        os.write(write_fd, DONE)
+        _tell_parent(write_fd, DONE)
 
     runner = parent.runner()
     runner.on_recorded = recorded
     return runner
+
+
+def _tell_parent(write_fd: int, what: bytes) -> None:  # pragma: no cover - in children
+    """Tell the process that forked this one how the try went. If it has died (a
+    killed fork server, whose tries go on as orphans), no one is left to hear it: the
+    try's own end is recorded all the same, so it exits as it would have."""
+    with contextlib.suppress(BrokenPipeError):
+        os.write(write_fd, what)
 
 
 def _stop_this_try() -> None:  # pragma: no cover - runs in children
@@ -582,7 +590,7 @@ def _run_try(
     signal.signal(signal.SIGTERM, _terminate)
     _redirect_output(request, runner.logs_folder)
     result = runner.run(request, claim)
-    os.write(write_fd, DONE if result.ran else NOT_OURS)
+    _tell_parent(write_fd, DONE if result.ran else NOT_OURS)
     return 0
 
 
@@ -595,7 +603,7 @@ def _callback_child_main(
         from worker.callbacks import run_callback_request
 
         run_callback_request(parent.factory, parent.settings, parent.dags, request_id)
-        os.write(write_fd, DONE)
+        _tell_parent(write_fd, DONE)
         return 0
 
     _exit_after(life)

@@ -8,6 +8,7 @@ every try still runs once and its end is recorded, by the child itself if need b
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
 import signal
@@ -42,6 +43,8 @@ from worker.fork_server import ForkServer
 from worker.recorder import TAKEN, RecorderLink, claim_through, end_through
 from worker.task_runner import Claim, EndRecord, EndWritten, TryRequest
 from worker.try_process import WarmParent, fork_try
+
+PR_SET_CHILD_SUBREAPER = 36  # prctl(2)
 
 pytestmark = pytest.mark.integration
 
@@ -295,6 +298,46 @@ def test_a_try_whose_recorder_dies_while_it_runs_records_its_own_end(
     with session_scope(session_factory) as session:
         logs = "".join(session.scalars(select(LogChunk.content)))
     assert "Try 1 ends: success" in logs
+
+
+def process_name(pid: int) -> str:
+    with open(f"/proc/{pid}/comm") as handle:
+        return handle.read().strip()
+
+
+def adopt_orphans(adopt: bool) -> None:
+    """Have the processes orphaned below this one become its children (Linux's child
+    subreaper), so that it can wait for them and read how they exited."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, int(adopt), 0, 0, 0)
+
+
+def test_a_try_whose_fork_server_died_ends_cleanly_when_it_cannot_report(
+    server: ForkServer,  # noqa: F811 - the fixture
+    gated_run: str,
+    gate: Path,
+    session_factory: sessionmaker[Session],
+) -> None:
+    """Its end is recorded, and the report to the server that is gone is dropped: the
+    try exits 0 (it raised BrokenPipeError and exited 1, a traceback in its log)."""
+    pid = server.fork_try(TryRequest("gated", gated_run, "wait", -1, 1))
+    wait_for(lambda: states(session_factory, "gated")["wait"] == "running", "the try")
+    wait_for(lambda: len(children_of(server.pid)) == 3, "the recorder and a standby")
+    recorder, standby = sorted((p for p in children_of(server.pid) if p != pid), key=process_name)
+    assert (process_name(recorder), process_name(standby)) == ("tw-recorder", "tw-try")
+    adopt_orphans(True)
+    try:
+        os.kill(server.pid, signal.SIGKILL)
+        wait_for(partial(has_died, server.pid), "the server to die")  # we adopted its own
+        os.waitpid(standby, 0)  # it held the try's pipe to the server too
+        gate.touch()
+        _, status = os.waitpid(pid, 0)
+        os.waitpid(recorder, 0)  # it ends once the try's channel has closed
+    finally:
+        gate.touch()  # whatever failed, the try does not wait forever
+        adopt_orphans(False)
+    assert states(session_factory, "gated")["wait"] == "success"
+    assert os.WIFEXITED(status)
+    assert os.WEXITSTATUS(status) == 0
 
 
 def run_all(server: ForkServer, requests: list[TryRequest]) -> list[int]:  # noqa: F811
