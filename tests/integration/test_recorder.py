@@ -301,6 +301,7 @@ def test_a_try_whose_recorder_dies_while_it_runs_records_its_own_end(
 
 
 def process_name(pid: int) -> str:
+    """What ``ps -o comm`` shows for ``pid``."""
     with open(f"/proc/{pid}/comm") as handle:
         return handle.read().strip()
 
@@ -387,12 +388,8 @@ def test_the_server_its_recorder_and_its_tries_carry_names_for_ps(
 ) -> None:
     """A server forked from the scheduler keeps the scheduler's command line; its name
     (``ps -o comm``, top, /proc/PID/comm) tells the processes apart."""
-
-    def name(pid: int) -> str:
-        with open(f"/proc/{pid}/comm") as handle:
-            return handle.read().strip()
-
     assert run_all(server, [TryRequest("one", queued_runs["one"], "t0", -1, 1)]) == [0]
     wait_for(lambda: len(children_of(server.pid)) == 2, "a recorder and a standby")
-    assert name(server.pid) == "tw-fork-server"
-    assert sorted(name(pid) for pid in children_of(server.pid)) == ["tw-recorder", "tw-try"]
+    assert process_name(server.pid) == "tw-fork-server"
+    names = sorted(process_name(pid) for pid in children_of(server.pid))
+    assert names == ["tw-recorder", "tw-try"]
